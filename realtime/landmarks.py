@@ -107,13 +107,15 @@ class FaceLandmarker:
         """All faces in the frame, largest first, in full-frame pixel coordinates."""
         gray = to_gray(image)
         scale = min(1.0, self.detect_width / gray.shape[1]) if self.detect_width > 0 else 1.0
-        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        small = (
+            gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        )
         boxes = [
             FaceBox(
-                int(round(r.left() / scale)),
-                int(round(r.top() / scale)),
-                int(round(r.right() / scale)),
-                int(round(r.bottom() / scale)),
+                round(r.left() / scale),
+                round(r.top() / scale),
+                round(r.right() / scale),
+                round(r.bottom() / scale),
             )
             for r in self._detector(small, self.upsample)
         ]

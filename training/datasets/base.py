@@ -17,7 +17,12 @@ PROTOCOLS: dict[str, dict[str, dict[str, str]]] = {
     "casme2": {
         "5class": {c: c for c in ("happiness", "disgust", "surprise", "repression", "others")},
         "7class": {c: c for c in CASME2_LABELS},
-        "3class": {"happiness": "positive", "disgust": "negative", "repression": "negative", "surprise": "surprise"},
+        "3class": {
+            "happiness": "positive",
+            "disgust": "negative",
+            "repression": "negative",
+            "surprise": "surprise",
+        },
     },
     "ckplus": {"7class": {c: c for c in CKPLUS_LABELS}},
     "samm": {
