@@ -40,3 +40,37 @@ def second_face_photo() -> np.ndarray:
     image = cv2.imread(str(astronaut_path()))
     assert image is not None
     return image
+
+
+def smile_warp(image: np.ndarray, centres: np.ndarray, shifts: np.ndarray, amount: float, sigma: float):
+    """``image`` with a localized Gaussian displacement: each centre (x, y) moves by ``amount × shift``."""
+    h, w = image.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    map_x, map_y = xs.copy(), ys.copy()
+    for (cx, cy), (dx, dy) in zip(np.asarray(centres, np.float32), np.asarray(shifts, np.float32), strict=True):
+        g = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2))
+        map_x -= amount * dx * g
+        map_y -= amount * dy * g
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@pytest.fixture(scope="session")
+def expression_clip():
+    """Factory: a clip of ``n`` frames of ``image`` whose mouth corners (given as two points) pull outward
+    and up (a smile), rising to a peak at frame ``apex`` and falling again, with a little sensor noise."""
+
+    def make(image: np.ndarray, corners: np.ndarray, n: int, apex: int, pixels: float = 4.0, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        corners = np.asarray(corners, np.float32)
+        width = float(np.linalg.norm(corners[1] - corners[0]))
+        shifts = np.array([[-1.0, -0.6], [1.0, -0.6]], np.float32) * pixels
+        frames = []
+        for t in range(n):
+            phase = t / apex if t <= apex else 1.0 - 0.8 * (t - apex) / max(n - 1 - apex, 1)
+            amount = np.sin(np.pi / 2 * float(np.clip(phase, 0.0, 1.0))) ** 2
+            frame = smile_warp(image, corners, shifts, amount, sigma=0.25 * width)
+            noise = rng.normal(0.0, 1.5, frame.shape)
+            frames.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
+        return frames
+
+    return make

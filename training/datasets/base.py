@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from realtime.errors import UserInputError
 
 # Label protocols: name → ordered class names (the model's output order), and how raw labels map onto them.
 # Raw labels are normalised first (lower case, inner spaces collapsed) by ``normalise_label``.
@@ -123,3 +126,54 @@ class DatasetIndex:
             "n_repaired": sum(1 for i in self.issues if i.action == "repaired"),
             "issues": [i.to_dict() for i in self.issues],
         }
+
+
+# --- small helpers shared by the readers -------------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+_LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def resolve_protocol(dataset: str, protocol: str | None) -> str:
+    """The protocol name to use: ``None`` → the dataset's default; an unknown name → one clear error."""
+    if protocol is None:
+        return DEFAULT_PROTOCOL[dataset]
+    name = str(protocol).strip().lower()
+    if name not in PROTOCOLS[dataset]:
+        valid = ", ".join(PROTOCOLS[dataset])
+        raise UserInputError(f"unknown protocol {protocol!r} for {dataset}; choose one of: {valid}")
+    return name
+
+
+def frame_number(path: Path) -> int | None:
+    """The frame index written in an image file name: its LAST integer group (``reg_img46.jpg`` → 46,
+    ``006_05562.jpg`` → 5562, ``S005_001_00000011.png`` → 11); ``None`` when the name holds no digits."""
+    match = _LAST_INTEGER.search(Path(path).stem)
+    return int(match.group(1)) if match else None
+
+
+def list_frames(folder: Path) -> dict[int, Path]:
+    """The image files of a clip folder keyed by frame number, in numeric order (``img100`` after ``img99``).
+
+    Files that are not images or whose names hold no number (``Thumbs.db``, ``.DS_Store``) are ignored; of
+    two files with the same number the first by name is kept.
+    """
+    found: dict[int, Path] = {}
+    for path in sorted(Path(folder).iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        number = frame_number(path)
+        if number is not None and number not in found:
+            found[number] = path
+    return dict(sorted(found.items()))
+
+
+def verify_image(path: Path) -> None:
+    """Check that an image file exists, is not empty and can be opened (without decoding it)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as error:
+        raise UserInputError(f"cannot read image {path}: {error.strerror or error}") from None
+    if not head:
+        raise UserInputError(f"cannot read image {path}: the file is empty")
