@@ -115,9 +115,7 @@ def alignment_matrix(landmarks: np.ndarray, settings: AlignmentSettings) -> np.n
     return (crop @ rotation)[:2]
 
 
-def align_face(
-    image: np.ndarray, landmarks: np.ndarray, settings: AlignmentSettings | None = None
-) -> AlignedFace:
+def align_face(image: np.ndarray, landmarks: np.ndarray, settings: AlignmentSettings | None = None) -> AlignedFace:
     """Level the eyes, crop and resize the face: the crop the classifier and the spotter see."""
     settings = settings or AlignmentSettings()
     matrix = alignment_matrix(landmarks, settings)

@@ -107,9 +107,7 @@ class FaceLandmarker:
         """All faces in the frame, largest first, in full-frame pixel coordinates."""
         gray = to_gray(image)
         scale = min(1.0, self.detect_width / gray.shape[1]) if self.detect_width > 0 else 1.0
-        small = (
-            gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        )
+        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         boxes = [
             FaceBox(
                 round(r.left() / scale),

@@ -9,9 +9,7 @@ import sys
 def test_realtime_does_not_import_torch():
     import realtime
 
-    names = [
-        m.name for m in pkgutil.walk_packages(realtime.__path__, "realtime.") if not m.name.endswith("batch")
-    ]
+    names = [m.name for m in pkgutil.walk_packages(realtime.__path__, "realtime.") if not m.name.endswith("batch")]
     code = (
         "import importlib, sys\n"
         f"for name in {names!r}: importlib.import_module(name)\n"

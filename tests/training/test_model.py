@@ -39,9 +39,7 @@ def test_attention_sits_in_every_one_of_the_eight_residual_units(attention, modu
 def test_plain_variant_has_exactly_torchvision_resnet18_parameters():
     ours = attention_resnet18(num_classes=1000, attention="none")
     theirs = resnet18(weights=None)
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {
-        k: v.shape for k, v in theirs.state_dict().items()
-    }
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
 
 
 def test_imagenet_style_weights_load_into_the_dual_model_except_attention_and_head():

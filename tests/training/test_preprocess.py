@@ -62,9 +62,7 @@ def test_cache_returns_the_same_crops_without_running_dlib(frames, tmp_path, mon
 def test_cache_is_keyed_by_content_and_settings(frames, tmp_path):
     cache = CropCache(tmp_path / "cache")
     data = frames[0].read_bytes()
-    assert cache.key(data, AlignmentSettings(output_size=64)) != cache.key(
-        data, AlignmentSettings(output_size=65)
-    )
+    assert cache.key(data, AlignmentSettings(output_size=64)) != cache.key(data, AlignmentSettings(output_size=65))
     assert cache.key(data, AlignmentSettings()) != cache.key(frames[1].read_bytes(), AlignmentSettings())
     # the same bytes under another name hit the same entry
     copy = tmp_path / "renamed.jpg"
