@@ -1,0 +1,388 @@
+"""Leave-one-subject-out (LOSO) evaluation: one fold per subject, every sample predicted exactly once.
+
+In the fold of subject s, the model is built, trained by :func:`training.engine.fit` on the OTHER subjects'
+images only, and then predicts s's images once. Nothing about s — images, labels or scores — reaches
+training, the loss weights (α comes from the fold's training labels) or model selection (``selection``
+``last`` keeps the final epoch; ``inner-val`` chooses the epoch on training subjects held out inside the
+fold).
+
+A run folder holds::
+
+    config.json          what was run: resolved configuration, data set, classes, data fingerprint,
+                         pretrained weights (path, sha256), library versions
+    folds/<subject>.json one per finished fold: every prediction with its probabilities, sizes, seconds,
+                         training history
+    report.json / report.md / confusion.png   pooled over the finished folds (training.report)
+
+Running the same command again resumes: finished folds are read back, only missing ones are trained, and
+the report is always rebuilt from the fold files, so a resumed run reports exactly what a run without
+interruption reports. A folder that holds a run with a different configuration is refused unless
+``overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from realtime.errors import UserInputError
+from training import metrics
+from training.engine import (
+    TrainConfig,
+    autocast_dtype,
+    build_model,
+    derive_seed,
+    describe_load,
+    environment_versions,
+    evaluate,
+    fit,
+    images_to_tensor,
+    read_pretrained,
+    resolve_device,
+    seed_everything,
+)
+from training.report import write_json_atomic, write_report
+
+if TYPE_CHECKING:  # annotations only: importing preprocess pulls in the alignment stack (dlib)
+    from training.preprocess import CropSet
+
+CONFIG_FILE = "config.json"
+FOLDS_DIR = "folds"
+REPORT_FILES = ("report.json", "report.md", "confusion.png")
+# Configuration fields that say where a run executes, not what it computes: a run may resume elsewhere.
+EXECUTION_ONLY_FIELDS = ("device",)
+PROBABILITY_DIGITS = 6
+
+
+def data_fingerprint(data: CropSet) -> str:
+    """SHA-256 over the crops' pixels, labels, subjects, sample ids and class names: a resumed run must
+    see exactly the data its finished folds saw."""
+    digest = hashlib.sha256()
+    images = np.ascontiguousarray(data.images)
+    digest.update(str((images.shape, str(images.dtype))).encode())
+    digest.update(images.tobytes())
+    digest.update(np.asarray(data.labels, dtype=np.int64).tobytes())
+    digest.update(json.dumps([list(data.subjects), list(data.sample_ids), list(data.classes)]).encode())
+    return digest.hexdigest()
+
+
+def fold_file(out_dir: Path, subject: str) -> Path:
+    """``out_dir/folds/<subject>.json`` (characters outside letters, digits, ``._-`` become ``_``)."""
+    return Path(out_dir) / FOLDS_DIR / (re.sub(r"[^A-Za-z0-9._-]", "_", subject) + ".json")
+
+
+def _identity(run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of ``config.json`` that must match for a folder to be resumed."""
+    config = {k: v for k, v in run_config["config"].items() if k not in EXECUTION_ONLY_FIELDS}
+    weights = {name: (run_config.get(name) or {}).get("sha256") for name in ("pretrained", "imagenet")}
+    return {
+        "config": config,
+        "dataset": run_config.get("dataset"),
+        "protocol": run_config.get("protocol"),
+        "classes": run_config.get("classes"),
+        "data_sha256": run_config.get("data_sha256"),
+        "weights": weights,
+    }
+
+
+def _prepare_run_dir(out_dir: Path, run_config: Mapping[str, Any], overwrite: bool) -> None:
+    """Create the run folder, or check that it holds this very run; with ``overwrite`` clear its old run."""
+    path = out_dir / CONFIG_FILE
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserInputError(f"{out_dir} is a file, not a run folder; choose another --out")
+    orphans = sorted((out_dir / FOLDS_DIR).glob("*.json")) if not path.is_file() else []
+    if orphans and not overwrite:
+        raise UserInputError(
+            f"{out_dir} holds fold results without the {CONFIG_FILE} that says how they were made; choose "
+            "another --out (or pass --overwrite to replace them)"
+        )
+    for old in orphans:
+        old.unlink()
+    if path.is_file():
+        try:
+            existing = json.loads(path.read_text())
+            same = _identity(existing) == _identity(run_config)
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            same = False
+        if same:
+            return
+        if not overwrite:
+            raise UserInputError(
+                f"{out_dir} holds a run with a different configuration; choose another --out "
+                "(or pass --overwrite to replace it)"
+            )
+        for old in (out_dir / FOLDS_DIR).glob("*.json"):
+            old.unlink()
+        for name in REPORT_FILES:
+            (out_dir / name).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, run_config)
+
+
+def _read_fold(out_dir: Path, subject: str, data: CropSet) -> dict[str, Any] | None:
+    """A finished fold's record, or None when there is none or it does not fit this data (then retrained)."""
+    path = fold_file(out_dir, subject)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        expected = {
+            sample: data.classes[int(label)]
+            for sample, subj, label in zip(data.sample_ids, data.subjects, data.labels, strict=True)
+            if subj == subject
+        }
+        found = {p["sample"]: p["true"] for p in record["predictions"]}
+        valid = (
+            record["subject"] == subject
+            and found == expected
+            and len(record["predictions"]) == len(expected)
+            and all(p["predicted"] in data.classes for p in record["predictions"])
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        valid = False
+    if not valid:
+        print(f"warning: {path} does not match this data set; that fold is trained again", file=sys.stderr)
+        return None
+    return record
+
+
+def _initial_weights(
+    imagenet: Path | None, pretrained: Path | None, classes: Sequence[str]
+) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any]]:
+    """ImageNet weights first, then a project checkpoint over them (its backbone wins where both have a
+    tensor). Returns the merged state dict (None when neither) and their descriptions."""
+    state: dict[str, torch.Tensor] = {}
+    sources: dict[str, Any] = {"imagenet": None, "pretrained": None}
+    if imagenet is not None:
+        weights, sources["imagenet"] = read_pretrained(imagenet, classes)
+        state.update(weights)
+    if pretrained is not None:
+        weights, sources["pretrained"] = read_pretrained(pretrained, classes)
+        state.update(weights)
+    return (state or None), sources
+
+
+def _check_data(data: CropSet) -> None:
+    if len(data.labels) == 0:
+        raise UserInputError("the data set has no samples")
+    if len(data.classes) < 2:
+        raise UserInputError(f"classification needs at least 2 classes, got {len(data.classes)}")
+    labels = np.asarray(data.labels)
+    if labels.min() < 0 or labels.max() >= len(data.classes):
+        raise UserInputError("a label lies outside the class list")
+    if len(set(data.subjects)) < 2:
+        raise UserInputError("leave-one-subject-out needs at least two subjects")
+    if len(set(data.sample_ids)) != len(data.sample_ids):
+        raise UserInputError("sample ids are not unique: predictions could not be told apart")
+
+
+def train_fold(
+    data: CropSet,
+    images: torch.Tensor,
+    subject: str,
+    config: TrainConfig,
+    initial_state: Mapping[str, torch.Tensor] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train on every subject but ``subject`` and predict ``subject``'s samples once.
+
+    ``images`` is the whole data set as one uint8 tensor on the training device (from
+    :func:`training.engine.images_to_tensor`); only the training rows are handed to ``fit``, the test rows
+    only to ``evaluate``. Returns the fold's record (what ``folds/<subject>.json`` holds).
+    """
+    subjects = np.asarray(data.subjects)
+    labels = np.asarray(data.labels, dtype=np.int64)
+    is_test = subjects == subject
+    train_idx, test_idx = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    if len(test_idx) == 0:
+        raise UserInputError(f"subject {subject!r} has no samples")
+    device = images.device
+    fold_seed = derive_seed(config.seed, subject)
+    started = time.perf_counter()
+    seed_everything(fold_seed)  # the model's initialisation is part of the fold's randomness
+    model, load_info = build_model(config, len(data.classes), initial_state)
+    model, history = fit(
+        model,
+        images[torch.as_tensor(train_idx, device=device)],
+        labels[train_idx],
+        config,
+        num_classes=len(data.classes),
+        subjects=[data.subjects[i] for i in train_idx],
+        seed=fold_seed,
+        progress=progress,
+        desc=f"fold {subject}",
+    )
+    probabilities = evaluate(
+        model,
+        images[torch.as_tensor(test_idx, device=device)],
+        config.batch_size,
+        amp_dtype=autocast_dtype(config, device),
+        channels_last=config.channels_last,
+    )
+    seconds = time.perf_counter() - started
+    predicted = probabilities.argmax(axis=1)
+    selected = next(row for row in history if row.get("selected"))
+    return {
+        "subject": subject,
+        "fold_seed": fold_seed,
+        "n_train": len(train_idx),
+        "n_test": len(test_idx),
+        "train_subjects": sorted(set(subjects[train_idx].tolist())),
+        "val_subjects": list(history[0].get("val_subjects", [])),
+        "selected_epoch": selected["epoch"],
+        "final_train_loss": history[-1]["train_loss"],
+        "initial_tensors_loaded": load_info["n_loaded"],
+        "seconds": seconds,
+        "device": str(device),
+        "history": [{k: v for k, v in row.items() if k != "val_subjects"} for row in history],
+        "predictions": [
+            {
+                "sample": data.sample_ids[i],
+                "true": data.classes[labels[i]],
+                "predicted": data.classes[int(p)],
+                "probabilities": [round(float(v), PROBABILITY_DIGITS) for v in probs],
+            }
+            for i, p, probs in zip(test_idx, predicted, probabilities, strict=True)
+        ],
+    }
+
+
+def build_report(
+    data: CropSet,
+    folds: Mapping[str, Mapping[str, Any]],
+    run_config: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The pooled report over the finished ``folds`` (subject → fold record), in subject order."""
+    classes = list(data.classes)
+    position = {name: i for i, name in enumerate(classes)}
+    all_subjects = sorted(set(data.subjects))
+    done = [s for s in all_subjects if s in folds]
+    if not done:
+        raise ValueError("no finished fold to report on")
+    predictions, fold_rows = [], []
+    for subject in done:
+        record = folds[subject]
+        truth = [position[p["true"]] for p in record["predictions"]]
+        guess = [position[p["predicted"]] for p in record["predictions"]]
+        cm = metrics.confusion_matrix(truth, guess, len(classes))
+        fold_rows.append(
+            {
+                "subject": subject,
+                "n_test": record["n_test"],
+                "n_train": record["n_train"],
+                "accuracy": metrics.accuracy(truth, guess),
+                "f1": metrics.f1_macro(cm),
+                "seconds": record.get("seconds"),
+                "final_train_loss": record.get("final_train_loss"),
+                "selected_epoch": record.get("selected_epoch"),
+            }
+        )
+        predictions += [{"subject": subject, **p} for p in record["predictions"]]
+    y_true = [position[p["true"]] for p in predictions]
+    y_pred = [position[p["predicted"]] for p in predictions]
+    summary = metrics.summarize(y_true, y_pred, classes)
+    pretrained = run_config.get("pretrained")
+    return {
+        "dataset": data.dataset,
+        "protocol": data.protocol,
+        "evaluation": "leave-one-subject-out",
+        "classes": classes,
+        "complete": len(done) == len(all_subjects),
+        "missing_subjects": [s for s in all_subjects if s not in folds],
+        "n_samples": summary["n_samples"],
+        "n_subjects": len(done),
+        "accuracy": summary["accuracy"],
+        "f1_macro": summary["f1_macro"],
+        "uf1": summary["uf1"],
+        "uar": summary["uar"],
+        "f1_weighted": summary["f1_weighted"],
+        "per_class": summary["per_class"],
+        "confusion_matrix": summary["confusion_matrix"],
+        "folds": fold_rows,
+        "predictions": predictions,
+        "config": dict(run_config["config"]),
+        "pretrained": f"{pretrained['path']} (sha256 {pretrained['sha256'][:12]}…)" if pretrained else None,
+        "versions": run_config.get("versions"),
+    }
+
+
+def run_loso(
+    data: CropSet,
+    config: TrainConfig,
+    out_dir: Path,
+    pretrained: Path | None = None,
+    progress: bool = True,
+    subjects: Sequence[str] | None = None,
+    *,
+    imagenet: Path | None = None,
+    alignment: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Leave-one-subject-out over ``data``; resumable; returns the report (also written to ``out_dir``).
+
+    ``pretrained``: a checkpoint of this project to transfer from (CK+), ``imagenet``: a torchvision
+    ResNet18 state dict; both optional, both recorded with their sha256. ``subjects`` limits this
+    invocation to those folds (to split work between machines over one folder); the report then covers
+    the folds finished so far and says which are missing.
+    """
+    out_dir = Path(out_dir)
+    _check_data(data)
+    all_subjects = sorted(set(data.subjects))
+    if subjects:
+        unknown = sorted(set(subjects) - set(all_subjects))
+        if unknown:
+            raise UserInputError(f"unknown subjects {', '.join(unknown)}; the data holds {', '.join(all_subjects)}")
+        requested = [s for s in all_subjects if s in set(subjects)]
+    else:
+        requested = all_subjects
+
+    initial_state, sources = _initial_weights(imagenet, pretrained, data.classes)
+    run_config = {
+        "config": config.to_dict(),
+        "evaluation": "leave-one-subject-out",
+        "dataset": data.dataset,
+        "protocol": data.protocol,
+        "classes": list(data.classes),
+        "n_samples": len(data.labels),
+        "subjects": all_subjects,
+        "data_sha256": data_fingerprint(data),
+        "alignment": dict(alignment or {}),
+        "pretrained": sources["pretrained"],
+        "imagenet": sources["imagenet"],
+        "versions": environment_versions(),
+    }
+    _prepare_run_dir(out_dir, run_config, overwrite)
+    run_config = json.loads((out_dir / CONFIG_FILE).read_text())  # the folder's own record, when resuming
+
+    finished: dict[str, dict[str, Any]] = {}
+    for subject in all_subjects:
+        record = _read_fold(out_dir, subject, data)
+        if record is not None:
+            finished[subject] = record
+    todo = [s for s in requested if s not in finished]
+    if todo:
+        device = resolve_device(config.device)
+        if initial_state is not None:
+            _, info = build_model(config, len(data.classes), initial_state)
+            names = [src["path"] for src in (sources["imagenet"], sources["pretrained"]) if src]
+            print(describe_load(info, " + ".join(names)), file=sys.stderr)
+        images = images_to_tensor(data.images, device, config.image_size, config.channels_last)
+        folds = tqdm(todo, desc="LOSO", unit="fold", disable=not progress)
+        for subject in folds:
+            folds.set_postfix(subject=subject, refresh=False)
+            record = train_fold(data, images, subject, config, initial_state, progress)
+            write_json_atomic(fold_file(out_dir, subject), record)
+            finished[subject] = record
+    report = build_report(data, finished, run_config)
+    write_report(report, out_dir)
+    return report
