@@ -1,0 +1,379 @@
+"""Command-line interface of ``python -m training``.
+
+Each subcommand is a ``configure_*`` function (its arguments) and a ``run_*`` function (its work).
+:func:`main` turns a :class:`realtime.errors.UserInputError` into one line on stderr and exit code 2, so
+bad input never ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from realtime.align import AlignmentSettings
+from realtime.errors import UserInputError
+
+DATASET_HELP = "casme2 (CASME II), ckplus (CK+) or samm (SAMM)"
+
+EPILOG = """\
+examples:
+  python -m training synth casme2 --out demo/casme2
+  python -m training summary casme2 --root /data/CASME2
+  python -m training pretrain ckplus --root /data/CK+ --out weights/ckplus.pt
+  python -m training loso casme2 --root /data/CASME2 --pretrained weights/ckplus.pt --out runs/dual-focal
+  python -m training ablation casme2 --root /data/CASME2 --pretrained weights/ckplus.pt --out runs/ablation
+"""
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, datasets: Sequence[str]) -> None:
+    parser.add_argument("dataset", choices=datasets, help=DATASET_HELP)
+    parser.add_argument("--root", type=Path, required=True, help="the data set's folder, in its published layout")
+    parser.add_argument(
+        "--coding",
+        type=Path,
+        help="the coding sheet (.xlsx or .csv); by default found in --root or its parent (CASME II, SAMM)",
+    )
+    parser.add_argument(
+        "--protocol",
+        help="label protocol: casme2 5class (default) | 7class | 3class; samm 5class (default) | 8class | "
+        "3class; ckplus 7class",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where aligned crops and chosen apexes are cached (default: $MICROEXPR_CACHE or ~/.cache/microexpr)",
+    )
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    from training.engine import TrainConfig
+
+    defaults = TrainConfig()
+    group = parser.add_argument_group("model and training")
+    group.add_argument(
+        "--attention",
+        choices=("none", "spatial", "channel", "dual"),
+        default=defaults.attention,
+        help="attention inside each residual unit (default: %(default)s, the paper's eq. 5)",
+    )
+    group.add_argument(
+        "--loss", choices=("focal", "ce"), default=defaults.loss, help="focal (default) or cross-entropy"
+    )
+    group.add_argument("--gamma", type=float, default=defaults.gamma, help="focal loss γ (default: %(default)s)")
+    group.add_argument(
+        "--alpha",
+        default=defaults.alpha,
+        help="focal loss α: 'inverse' (inverse class frequency, default), 'none', or one weight per class "
+        "separated by commas",
+    )
+    group.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs per fold (default: %(default)s)")
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="(default: %(default)s)")
+    group.add_argument("--lr", type=float, default=defaults.lr, help="learning rate (default: %(default)s)")
+    group.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="(default: %(default)s)")
+    group.add_argument(
+        "--image-size",
+        type=int,
+        default=defaults.image_size,
+        help="side of the aligned face crop and the model input in pixels (default: %(default)s, the paper's)",
+    )
+    group.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default=defaults.device, help="(default: %(default)s)"
+    )
+    group.add_argument("--seed", type=int, default=defaults.seed, help="(default: %(default)s)")
+    group.add_argument(
+        "--selection",
+        choices=("last", "inner-val"),
+        default=defaults.selection,
+        help="'last': keep the model after the last epoch (default); 'inner-val': choose the epoch on "
+        "subjects held out from the training subjects (never the test subject)",
+    )
+    group.add_argument(
+        "--val-subjects",
+        type=int,
+        default=defaults.val_subjects,
+        help="training subjects held out for --selection inner-val (default: %(default)s)",
+    )
+    group.add_argument("--no-augment", dest="augment", action="store_false", help="no on-device augmentation")
+    group.add_argument(
+        "--imagenet",
+        type=Path,
+        help="a torchvision ResNet18 ImageNet state dict you already have (.pth), to start from",
+    )
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def _train_config(args: argparse.Namespace):
+    from training.engine import TrainConfig
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    try:
+        return TrainConfig(**values)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+
+
+def _read(args: argparse.Namespace):
+    from training.datasets import read_dataset
+
+    apex_cache = (args.cache_dir / "apex") if args.cache_dir else _default_cache().parent / "apex"
+    return read_dataset(args.dataset, args.root, coding=args.coding, protocol=args.protocol, apex_cache_dir=apex_cache)
+
+
+def _default_cache() -> Path:
+    from training.preprocess import default_cache_dir
+
+    return default_cache_dir()
+
+
+def _crops(args: argparse.Namespace, index):
+    from training.preprocess import build_crop_set
+
+    settings = AlignmentSettings(output_size=args.image_size)
+    cache = (args.cache_dir / "crops") if args.cache_dir else _default_cache()
+    crop_set, report = build_crop_set(index, settings, cache_dir=cache, progress=args.progress)
+    fallback = len(report.whole_image_fallback)
+    print(
+        f"aligned {report.n_images} images of {index.name} ({report.n_cached} from cache"
+        + (f", {fallback} without a detected face: whole image used" if fallback else "")
+        + ")",
+        file=sys.stderr,
+    )
+    return crop_set, settings
+
+
+# --- summary ---------------------------------------------------------------------------------------------
+
+
+def configure_summary(parser: argparse.ArgumentParser) -> None:
+    _add_data_arguments(parser, ("casme2", "ckplus", "samm"))
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    print(json.dumps(_read(args).summary(), indent=2))
+    return 0
+
+
+# --- pretrain --------------------------------------------------------------------------------------------
+
+
+def configure_pretrain(parser: argparse.ArgumentParser) -> None:
+    _add_data_arguments(parser, ("ckplus", "casme2", "samm"))
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint to write, e.g. weights/ckplus.pt")
+    parser.add_argument(
+        "--split",
+        choices=("random", "subject"),
+        default="random",
+        help="'random': the paper's stratified 8:2 split of images; 'subject': no person on both sides "
+        "(the honest alternative: frames of one person on both sides inflate accuracy)",
+    )
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="held-out share, evaluated once at the end (default: 0.2)",
+    )
+    _add_training_arguments(parser)
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from training.engine import pretrain
+
+    index = _read(args)
+    crop_set, settings = _crops(args, index)
+    result = pretrain(
+        crop_set,
+        _train_config(args),
+        split=args.split,
+        test_fraction=args.test_fraction,
+        out=args.out,
+        alignment=settings.to_dict(),
+        imagenet=args.imagenet,
+        progress=args.progress,
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+# --- loso ------------------------------------------------------------------------------------------------
+
+
+def configure_loso(parser: argparse.ArgumentParser) -> None:
+    _add_data_arguments(parser, ("casme2", "samm", "ckplus"))
+    parser.add_argument("--out", type=Path, required=True, help="run folder (resumes when it holds the same run)")
+    parser.add_argument(
+        "--pretrained",
+        type=Path,
+        help="a checkpoint of this project to transfer from (e.g. weights/ckplus.pt)",
+    )
+    parser.add_argument(
+        "--subjects",
+        nargs="+",
+        help="run only these folds (subject names as in the summary), e.g. to split work",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a run folder that holds a different configuration"
+    )
+    _add_training_arguments(parser)
+
+
+def run_loso_command(args: argparse.Namespace) -> int:
+    from training.loso import run_loso
+
+    index = _read(args)
+    crop_set, settings = _crops(args, index)
+    report = run_loso(
+        crop_set,
+        _train_config(args),
+        args.out,
+        pretrained=args.pretrained,
+        imagenet=args.imagenet,
+        alignment=settings.to_dict(),
+        subjects=args.subjects,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    print(_headline(report, args.out))
+    return 0
+
+
+def _headline(report: dict, out: Path) -> str:
+    return (
+        f"LOSO {report['n_subjects']} subjects, {report['n_samples']} samples: accuracy {report['accuracy']:.4f}, "
+        f"macro F1 {report['f1_macro']:.4f}, UF1 {report['uf1']:.4f}, UAR {report['uar']:.4f} -> {out / 'report.md'}"
+    )
+
+
+# --- ablation --------------------------------------------------------------------------------------------
+
+
+def configure_ablation(parser: argparse.ArgumentParser) -> None:
+    _add_data_arguments(parser, ("casme2", "samm"))
+    parser.add_argument("--out", type=Path, required=True, help="folder of the six runs and ablation.md")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--pretrained", type=Path, help="CK+ checkpoint for the transfer row (Table 3)")
+    source.add_argument(
+        "--ckplus-root",
+        type=Path,
+        help="CK+ folder: pretrain on it first (into OUT/ckplus.pt) for the transfer row",
+    )
+    _add_training_arguments(parser)
+
+
+def run_ablation_command(args: argparse.Namespace) -> int:
+    from training.ablation import run_ablation
+
+    index = _read(args)
+    crop_set, settings = _crops(args, index)
+    pretrained = args.pretrained
+    if args.ckplus_root is not None:
+        pretrained = _pretrain_for_ablation(args)
+    rows = run_ablation(
+        crop_set,
+        _train_config(args),
+        args.out,
+        pretrained=pretrained,
+        imagenet=args.imagenet,
+        alignment=settings.to_dict(),
+        progress=args.progress,
+    )
+    print(f"{len(rows)} rows -> {args.out / 'ablation.md'}")
+    return 0
+
+
+def _pretrain_for_ablation(args: argparse.Namespace) -> Path:
+    from training.engine import pretrain
+
+    out = args.out / "ckplus.pt"
+    if out.is_file():
+        return out
+    ck_args = argparse.Namespace(**{**vars(args), "dataset": "ckplus", "root": args.ckplus_root, "coding": None})
+    ck_args.protocol = None
+    index = _read(ck_args)
+    crop_set, settings = _crops(ck_args, index)
+    pretrain(
+        crop_set,
+        _train_config(args),
+        split="random",
+        test_fraction=0.2,
+        out=out,
+        alignment=settings.to_dict(),
+        imagenet=args.imagenet,
+        progress=args.progress,
+    )
+    return out
+
+
+# --- entry point -----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Train and evaluate the apex-frame micro-expression classifier (Xu, Zheng, Yang 2021): "
+        "read CASME II / CK+ / SAMM from their published layouts, pretrain on CK+, run leave-one-subject-out "
+        "on CASME II, reproduce the paper's ablation, or generate data in those layouts.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, configure, run, help_text in _COMMANDS:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        configure(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def _configure_synth(parser: argparse.ArgumentParser) -> None:
+    from training.synth.cli import configure_parser
+
+    configure_parser(parser)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from training.synth.cli import main as synth_main
+
+    return synth_main(args)
+
+
+_COMMANDS = [
+    (
+        "summary",
+        configure_summary,
+        run_summary,
+        "print JSON: samples, subjects, per-class and per-subject counts, every skipped or repaired sample",
+    ),
+    (
+        "pretrain",
+        configure_pretrain,
+        run_pretrain,
+        "train on a whole data set split 8:2 (the paper's CK+ step)",
+    ),
+    ("loso", configure_loso, run_loso_command, "leave-one-subject-out training and evaluation, with reports"),
+    ("ablation", configure_ablation, run_ablation_command, "the paper's Tables 1-3 as LOSO runs, one table"),
+    (
+        "synth",
+        _configure_synth,
+        _run_synth,
+        "generate micro-expression data in CASME II / CK+ / SAMM layouts",
+    ),
+]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished work is kept on disk; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
