@@ -74,3 +74,12 @@ def expression_clip():
         return frames
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_model(tmp_path_factory) -> Path:
+    """An untrained attention ResNet18 (5 classes, 64 px input, softmax appended) exported to ONNX with the
+    export contract's names and metadata (tests/realtime/clips.py makes it; exporting takes a few seconds)."""
+    from tests.realtime.clips import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx", input_size=64)

@@ -1,0 +1,1 @@
+"""ONNX export of the attention ResNet18 (``python -m export``)."""

@@ -1,0 +1,368 @@
+"""Spot and name facial micro-expressions live from a webcam, a network stream, a video or a frame folder.
+
+Run ``python stream.py --help`` for the options and examples. This module owns the loop and the window;
+the work is done by the stages in :mod:`realtime` (capture → face → spot → classify → render/log). It never
+imports torch: it starts fast and stays small.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Quiet OpenCV's and FFmpeg's own logging before cv2 is imported: a bad file must give one clear line.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+import argparse
+import logging
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+STARTED = time.perf_counter()
+ROOT = Path(__file__).resolve().parent
+WEIGHTS = ROOT / "weights"
+WINDOW = "microexpr"
+
+DESCRIPTION = """\
+Spot facial micro-expressions (1/25-1/2 s leaks of a hidden emotion) and name them.
+
+For every face: dlib finds it and fits 68 landmarks, the face is aligned the way the model was trained, a
+streaming spotter watches brows, eyes, nose, mouth corners and chin for a brief rise and fall of motion
+(blinks, head motion, lighting changes and longer macro expressions are rejected), and the apex frame of
+each micro-expression is classified by the ONNX model. Nothing is downloaded.
+"""
+
+EPILOG = """\
+sources:
+  0, 1, ...                a webcam (live: frames are dropped when processing falls behind, and counted)
+  video.mp4                a recorded video (every frame is processed, none dropped)
+  frames_dir/              a folder of images in name order (img9 < img46 < img100); give its rate with --fps
+  rtsp:// http(s):// tcp:// udp://   a network stream (live, like a webcam)
+
+examples:
+  python stream.py --source 0                                   # webcam, window with the overlay
+  python stream.py --source clip.mp4 --no-display --events events.jsonl --csv frames.csv
+  python stream.py --source CASME2/sub01/EP02_01f/ --fps 200 --output annotated.mp4 --no-display
+  python stream.py --source rtsp://camera.local/stream --device cuda --max-faces 3
+
+outputs:
+  --events  one JSON object per micro-expression, written the moment it is spotted:
+            {"face": 0, "onset_frame": 120, "apex_frame": 126, "offset_frame": 133, "onset_ms": 4000.0,
+             "apex_ms": 4200.0, "offset_ms": 4433.3, "score": 3.1, "label": "happiness", "confidence": 0.71,
+             "probabilities": {...}}   (frames are 0-based over every decoded frame of the source)
+  --csv     one row per frame and face (OpenFace style), and a row for frames with no face
+  --output  the annotated video, at the source's size and frame rate
+  At the end one summary line: frames, faces, events, fps, milliseconds per stage, dropped frames.
+
+keys: q or Esc quits (the outputs are closed properly). Exit codes: 0 done, 2 bad arguments or input.
+"""
+
+log = logging.getLogger("microexpr")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's default prints the whole usage first)
+        self.exit(2, f"error: {message} (see python stream.py --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python stream.py",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--source", required=True, help="webcam number, video file, image folder or stream URL")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="the ONNX classifier (default: the newest .onnx in weights/); its own metadata gives the classes, "
+        "input size, normalisation and alignment",
+    )
+    parser.add_argument("--output", type=Path, help="write the annotated video here (.mp4, .avi, .mov, .mkv)")
+    parser.add_argument("--events", type=Path, help="write the micro-expressions here, one JSON object per line")
+    parser.add_argument("--csv", type=Path, help="write one row per frame and face here")
+    parser.add_argument("--no-display", action="store_true", help="no window (servers, batch runs)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cuda", "cpu"),
+        default="auto",
+        help="where the classifier runs: auto = CUDA if it loads, else CPU (one line says why); cuda = CUDA or "
+        "stop with the reason; cpu (default: auto)",
+    )
+    parser.add_argument(
+        "--max-faces", type=positive_int, default=1, help="how many faces to follow, largest first (default: 1)"
+    )
+    parser.add_argument(
+        "--fps",
+        type=positive_float,
+        help="frame rate of an image folder (default 30), or the rate to assume for a video that reports none",
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="a live source that delivers nothing this long counts as gone; the run ends, keeping what was "
+        "found (default: 5)",
+    )
+    parser.add_argument("--landmarks", action="store_true", help="draw the 68 landmarks in the overlay")
+    parser.add_argument(
+        "--benchmark", action="store_true", help="print per-stage milliseconds, fps, start-up time and peak memory"
+    )
+    parser.add_argument("--quiet", action="store_true", help="only errors and the summary line")
+    return parser
+
+
+@dataclass
+class Outputs:
+    """The writers the user asked for (each checks its path before any work starts)."""
+
+    events: object | None = None
+    csv: object | None = None
+    video: object | None = None
+
+    def close(self) -> None:
+        for writer in (self.events, self.csv, self.video):
+            if writer is not None:
+                writer.close()
+
+
+def _display_available() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _write_rows(csv_writer, result) -> None:
+    frame = result.frame
+    if not result.faces:
+        csv_writer.write_no_face(frame.index, frame.t_ms)
+        return
+    for face, signal in zip(result.faces, result.signals, strict=True):
+        box = face.box
+        csv_writer.write_face(
+            frame.index,
+            frame.t_ms,
+            face.face_id,
+            face.detected,
+            (box.left, box.top, box.width, box.height),
+            face.angle_deg,
+            signal.signal,
+            signal.threshold,
+            signal.in_event,
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from realtime.capture import CaptureOptions, check_source, open_source
+    from realtime.classify import Classifier, ClassifierOptions, default_model
+    from realtime.outputs import EventWriter, FrameCsvWriter, VideoWriter, check_writable
+    from realtime.pipeline import Pipeline, PipelineOptions, StageTimes
+    from realtime.render import Renderer, RenderOptions
+    from realtime.tracking import TrackingOptions
+
+    # Everything the user gave is checked before any work: the source, the paths to write, the model. A live
+    # source is opened last, once the model is loaded, so that no frame waits (or is dropped) meanwhile.
+    check_source(args.source)
+    for path, what in ((args.output, "the video"), (args.events, "events"), (args.csv, "the CSV")):
+        if path is not None:
+            check_writable(path, what)
+    model_path = args.model if args.model is not None else default_model(WEIGHTS)
+    classifier = Classifier(ClassifierOptions(model_path, args.device))
+    info = classifier.info
+    provider = classifier.provider.replace("ExecutionProvider", "")
+    default = "" if args.model is not None else " (default model)"
+    log.info(
+        "model %s%s: %s, %d px, trained on %s; running on %s",
+        model_path,
+        default,
+        "/".join(info.classes),
+        info.input_size,
+        info.trained_on(),
+        provider,
+    )
+    source = open_source(args.source, CaptureOptions(fps=args.fps, stall_s=args.stall_timeout))
+    outputs = Outputs()
+    pipeline = None
+    try:
+        if getattr(source, "fps_given", True) is False:
+            log.info("no --fps given for the image folder: assuming %g frames per second", source.fps)
+        mode = "live (frames may be dropped)" if source.live else "recorded (every frame)"
+        log.info("source %s: %s, %g fps", source.description, mode, source.fps)
+
+        if args.events is not None:
+            outputs.events = EventWriter(args.events)
+        if args.csv is not None:
+            outputs.csv = FrameCsvWriter(args.csv)
+        if args.output is not None:
+            outputs.video = VideoWriter(args.output, source.fps)
+
+        display = not args.no_display
+        if display and not _display_available():
+            log.info("no display found: running without a window (as with --no-display)")
+            display = False
+        pipeline = Pipeline(PipelineOptions(tracking=TrackingOptions(max_faces=args.max_faces)), classifier)
+        renderer = Renderer(RenderOptions(landmarks=args.landmarks))
+        times = StageTimes()
+        return _loop(args, source, pipeline, renderer, outputs, times, display)
+    finally:
+        if pipeline is not None:
+            pipeline.close()
+        outputs.close()
+        source.close()
+        if not args.no_display:
+            _close_windows()
+
+
+def _close_windows() -> None:
+    try:
+        import cv2
+
+        cv2.destroyAllWindows()
+    except Exception:  # no GUI support compiled in: nothing to close
+        pass
+
+
+def _loop(args, source, pipeline, renderer, outputs, times, display) -> int:
+    import cv2
+
+    first_frame_s: float | None = None
+    started = time.perf_counter()
+    fps_clock, fps_frames, shown_fps = time.perf_counter(), 0, 0.0
+    interrupted = False
+    try:
+        while True:
+            t0 = time.perf_counter()
+            frame = source.read()
+            t1 = time.perf_counter()
+            if frame is None:
+                break
+            if first_frame_s is None:
+                first_frame_s = t1 - STARTED
+                started = t0
+            result = pipeline.process(frame)
+            stage_ms = dict(result.stage_ms, capture=1000.0 * (t1 - t0))
+
+            t2 = time.perf_counter()
+            fps_frames += 1
+            if t2 - fps_clock >= 0.5:
+                shown_fps, fps_clock, fps_frames = fps_frames / (t2 - fps_clock), t2, 0
+            annotated = renderer.render(result, shown_fps) if (display or outputs.video is not None) else None
+            t3 = time.perf_counter()
+            for event in result.events:
+                if outputs.events is not None:
+                    outputs.events.write(event.to_json())
+                if not args.quiet:
+                    log.info(
+                        "face %d: %s (%.0f%%) apex frame %d at %.1f ms, %d-%d",
+                        event.face,
+                        event.label or "micro-expression",
+                        100 * event.confidence,
+                        event.apex_frame,
+                        event.apex_ms,
+                        event.onset_frame,
+                        event.offset_frame,
+                    )
+            if outputs.csv is not None:
+                _write_rows(outputs.csv, result)
+            if outputs.video is not None:
+                outputs.video.write(annotated)
+            t4 = time.perf_counter()
+            stage_ms["render"] = 1000.0 * (t3 - t2)
+            stage_ms["output"] = 1000.0 * (t4 - t3)
+            times.add(stage_ms)
+            times.frames += 1
+
+            if display:
+                cv2.imshow(WINDOW, annotated)
+                key = cv2.waitKey(1) & 0xFF
+                if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                    break
+    except KeyboardInterrupt:
+        interrupted = True
+    elapsed = time.perf_counter() - started
+    _summary(args, source, pipeline, times, elapsed, first_frame_s, interrupted)
+    return 0
+
+
+def _summary(args, source, pipeline, times, elapsed, first_frame_s, interrupted) -> None:
+    frames = times.frames
+    fps = frames / elapsed if elapsed > 0 and frames else 0.0
+    stages = times.mean()
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(pipeline.rejected.items())) or "none"
+    per_stage = ", ".join(f"{name} {ms:.2f}" for name, ms in stages.items())
+    if source.ended_because:
+        log.info("the source ended early: %s (everything spotted so far is kept)", source.ended_because)
+    if interrupted:
+        log.info("interrupted: outputs closed, everything spotted so far is kept")
+    print(
+        f"frames {frames}, faces {len(pipeline.face_ids)}, events {pipeline.events} (rejected: {rejected}), "
+        f"{fps:.1f} fps, ms per frame: {per_stage}; dropped {source.dropped}, corrupt {source.corrupt}",
+        flush=True,
+    )
+    if args.benchmark:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        latency = pipeline.latencies_ms
+        worst = f"{max(latency):.1f}" if latency else "n/a"
+        total_ms = sum(stages.values())
+        print(
+            f"benchmark: {fps:.1f} fps overall ({1000.0 / total_ms if total_ms else 0:.0f} fps of stage time), "
+            f"start-up to first frame {first_frame_s or 0:.2f} s, peak RSS {peak_mb:.0f} MB, "
+            f"event latency after the offset frame {worst} ms max over {len(latency)} events, "
+            f"face detections {pipeline.tracker.detections}, torch loaded: {'torch' in sys.modules}",
+            flush=True,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)  # notices: one line each, on stderr (stdout has the summary)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    log.propagate = False
+    from realtime.errors import UserInputError
+
+    try:
+        return run(args)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    except Exception as error:  # a bug, not the user's fault: one line unless asked for the traceback
+        if os.environ.get("MICROEXPR_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(error).__name__}: {error} (set MICROEXPR_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
