@@ -58,9 +58,7 @@ class ChannelAttention(nn.Module):
         return self.fc2(self.relu(self.fc1(x)))
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(
-            self._mlp(x.amax(dim=(2, 3), keepdim=True)) + self._mlp(x.mean(dim=(2, 3), keepdim=True))
-        )
+        return torch.sigmoid(self._mlp(x.amax(dim=(2, 3), keepdim=True)) + self._mlp(x.mean(dim=(2, 3), keepdim=True)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.attention_map(x)
@@ -94,9 +92,7 @@ def get_attention(name: str) -> AttentionFactory | None:
     try:
         return _ATTENTION_LAYERS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown attention {name!r}; choose one of {', '.join(ATTENTION_VARIANTS)}"
-        ) from None
+        raise ValueError(f"unknown attention {name!r}; choose one of {', '.join(ATTENTION_VARIANTS)}") from None
 
 
 class AttentionBasicBlock(BasicBlock):
@@ -129,9 +125,7 @@ def attention_resnet18(
     """ResNet18 (layers 2-2-2-2) with the chosen attention in each of its eight residual units."""
     if num_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
-    return ResNet(
-        _block_with(get_attention(attention)), [2, 2, 2, 2], num_classes=num_classes, norm_layer=norm_layer
-    )
+    return ResNet(_block_with(get_attention(attention)), [2, 2, 2, 2], num_classes=num_classes, norm_layer=norm_layer)
 
 
 def load_backbone_weights(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, list[str]]:

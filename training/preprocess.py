@@ -163,9 +163,7 @@ def align_image_file(
         image, meta = hit
         return AlignedImage(image, bool(meta["whole_image_fallback"]), float(meta["angle_deg"]), True)
     landmarker = landmarker or LazyLandmarker()
-    located = align_largest_face(
-        decode_image(data, path), landmarker.get(), settings, whole_image_fallback=True
-    )
+    located = align_largest_face(decode_image(data, path), landmarker.get(), settings, whole_image_fallback=True)
     assert located is not None  # the whole-image fallback always yields a face box
     meta = {"whole_image_fallback": located.whole_image_fallback, "angle_deg": located.aligned.angle_deg}
     cache.put(key, located.aligned.image, meta)
