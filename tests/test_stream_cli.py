@@ -475,5 +475,10 @@ def test_a_stream_that_breaks_mid_way_ends_with_the_events_kept(tmp_path, live_c
     assert client.returncode == 0, err
     assert "Traceback" not in err
     kept = load_events(events)
-    assert len(kept) >= 1 and kept[0]["apex_frame"] == pytest.approx(LIVE_SPEC.truth()[0].apex_frame, abs=1)
     assert out.startswith("frames ")
+    true = LIVE_SPEC.truth()[0]
+    assert len(kept) >= 1 and iou(kept[0], true) >= 0.5
+    dropped = re.search(r"dropped (\d+)", out)
+    assert dropped, out
+    if int(dropped.group(1)) == 0:  # with frames dropped (a machine loaded by other work) the apex may move
+        assert abs(kept[0]["apex_frame"] - true.apex_frame) <= 1

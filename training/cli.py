@@ -25,6 +25,9 @@ examples:
   python -m training summary casme2 --root /data/CASME2
   python -m training pretrain ckplus --root /data/CK+ --out weights/ckplus.pt
   python -m training loso casme2 --root /data/CASME2 --pretrained weights/ckplus.pt --out runs/dual-focal
+  python -m training fit casme2 --root /data/CASME2 --pretrained weights/ckplus.pt --loso-run runs/dual-focal \
+      --out weights/casme2.pt
+  python -m export --checkpoint weights/casme2.pt --output weights/casme2.onnx
   python -m training ablation casme2 --root /data/CASME2 --pretrained weights/ckplus.pt --out runs/ablation
 """
 
@@ -218,11 +221,64 @@ def configure_loso(parser: argparse.ArgumentParser) -> None:
         "--overwrite", action="store_true", help="replace a run folder that holds a different configuration"
     )
     _add_training_arguments(parser)
+    _add_ray_arguments(parser)
+
+
+def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "folds on Ray (in parallel, on this machine or a cluster)",
+        "Without --workers and --address the folds run one after the other in this process and Ray is not "
+        "used. With them each fold is a Ray task; the results, the report and resuming are the same (a run "
+        "may be resumed either way). This machine (the driver) reads --root, aligns the crops (--cache-dir) "
+        "and writes --out; the crops and the --pretrained/--imagenet weights reach the workers through Ray's "
+        "object store, so the other nodes need this package installed (same versions) but not the data set "
+        "or the run folder. Run the command on a cluster node (or with --address ray://HEAD:10001).",
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        help="folds trained at once as Ray tasks (without --address: on a Ray instance started for this run "
+        "on this machine); default with --address: one per GPU slot, else one per node",
+    )
+    group.add_argument(
+        "--address",
+        help="join a running Ray cluster: 'auto' (one started on this machine with `ray start --head`) or "
+        "HEAD:6379 (the head node's address, as `ray start --head` prints it)",
+    )
+    group.add_argument(
+        "--gpus-per-fold",
+        type=float,
+        help="GPUs a fold task holds where the cluster has GPUs (default 1); a fraction such as 0.5 puts "
+        "two small folds on one GPU",
+    )
+    group.add_argument(
+        "--cpus-per-fold",
+        type=int,
+        help="CPUs a fold task holds, = its torch threads (default: the cluster's CPUs / --workers, at most "
+        "one node's)",
+    )
+
+
+def _fold_runner(args: argparse.Namespace):
+    """None (in process, Ray never imported) unless --workers or --address asks for Ray."""
+    if args.workers is None and args.address is None:
+        if args.gpus_per_fold is not None or args.cpus_per_fold is not None:
+            raise UserInputError("--gpus-per-fold and --cpus-per-fold need --workers or --address (folds on Ray)")
+        return None
+    from training.distributed import RayFoldRunner
+
+    return RayFoldRunner(
+        workers=args.workers,
+        address=args.address,
+        gpus_per_fold=args.gpus_per_fold,
+        cpus_per_fold=args.cpus_per_fold,
+    )
 
 
 def run_loso_command(args: argparse.Namespace) -> int:
     from training.loso import run_loso
 
+    runner = _fold_runner(args)  # bad Ray arguments are refused before the crops are made
     index = _read(args)
     crop_set, settings = _crops(args, index)
     report = run_loso(
@@ -235,6 +291,7 @@ def run_loso_command(args: argparse.Namespace) -> int:
         subjects=args.subjects,
         overwrite=args.overwrite,
         progress=args.progress,
+        runner=runner,
     )
     print(_headline(report, args.out))
     return 0
@@ -245,6 +302,91 @@ def _headline(report: dict, out: Path) -> str:
         f"LOSO {report['n_subjects']} subjects, {report['n_samples']} samples: accuracy {report['accuracy']:.4f}, "
         f"macro F1 {report['f1_macro']:.4f}, UF1 {report['uf1']:.4f}, UAR {report['uar']:.4f} -> {out / 'report.md'}"
     )
+
+
+# --- fit -------------------------------------------------------------------------------------------------
+
+
+def configure_fit(parser: argparse.ArgumentParser) -> None:
+    _add_data_arguments(parser, ("casme2", "samm", "ckplus"))
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint to write, e.g. weights/casme2.pt")
+    parser.add_argument(
+        "--pretrained",
+        type=Path,
+        help="a checkpoint of this project to transfer from (e.g. weights/ckplus.pt), as in the LOSO run",
+    )
+    parser.add_argument(
+        "--loso-run",
+        type=Path,
+        metavar="DIR",
+        help="the LOSO run folder that measured this configuration: its report's figures become the model's "
+        "metrics (exported into the ONNX metadata); its configuration must match this one",
+    )
+    _add_training_arguments(parser)
+
+
+_MUST_MATCH = ("attention", "loss", "gamma", "alpha", "epochs", "image_size", "lr", "batch_size", "selection")
+
+
+def _loso_evaluation(run_dir: Path, config, dataset: str, protocol: str) -> dict:
+    """The headline figures of a finished LOSO run, refused when the run measured something else."""
+    report_path, config_path = run_dir / "report.json", run_dir / "config.json"
+    for path in (report_path, config_path):
+        if not path.is_file():
+            raise UserInputError(f"--loso-run {run_dir}: {path.name} is missing (is the LOSO run finished?)")
+    try:
+        report, run = json.loads(report_path.read_text()), json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"--loso-run {run_dir}: unreadable JSON ({exc})") from None
+    ran = run.get("config", {})
+    ours = config.to_dict()
+    differing = [k for k in _MUST_MATCH if k in ran and k in ours and ran[k] != ours[k]]
+    if differing:
+        detail = ", ".join(f"{k} {ran[k]!r} vs {ours[k]!r}" for k in differing)
+        raise UserInputError(f"--loso-run {run_dir} measured another configuration: {detail}")
+    if report.get("missing_subjects"):
+        missing = ", ".join(report["missing_subjects"])
+        raise UserInputError(f"--loso-run {run_dir} is unfinished: folds {missing} are missing")
+    keys = ("accuracy", "f1_macro", "uf1", "uar", "f1_weighted", "n_samples", "n_subjects", "confusion_matrix")
+    return {
+        "evaluation": "leave-one-subject-out",
+        "run": str(run_dir),
+        "dataset": run.get("dataset", dataset),
+        "protocol": run.get("protocol", protocol),
+        **{k: report[k] for k in keys if k in report},
+    }
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from training.engine import pretrain
+
+    config = _train_config(args)
+    index = _read(args)
+    evaluation = None
+    if args.loso_run is not None:
+        evaluation = _loso_evaluation(args.loso_run, config, args.dataset, getattr(index, "protocol", ""))
+    crop_set, settings = _crops(args, index)
+    result = pretrain(
+        crop_set,
+        config,
+        split="random",
+        test_fraction=0.0,
+        out=args.out,
+        alignment=settings.to_dict(),
+        imagenet=args.imagenet,
+        pretrained=args.pretrained,
+        progress=args.progress,
+        evaluation=evaluation,
+    )
+    result["metrics"] = evaluation
+    print(json.dumps(result, indent=2))
+    if evaluation is None:
+        print(
+            "note: no --loso-run given, so the checkpoint carries no measured figures; run `python -m training "
+            "loso` with the same options first and pass its folder",
+            file=sys.stderr,
+        )
+    return 0
 
 
 # --- ablation --------------------------------------------------------------------------------------------
@@ -353,6 +495,12 @@ _COMMANDS = [
         "train on a whole data set split 8:2 (the paper's CK+ step)",
     ),
     ("loso", configure_loso, run_loso_command, "leave-one-subject-out training and evaluation, with reports"),
+    (
+        "fit",
+        configure_fit,
+        run_fit,
+        "train the deployable model on every subject, after LOSO has measured the configuration",
+    ),
     ("ablation", configure_ablation, run_ablation_command, "the paper's Tables 1-3 as LOSO runs, one table"),
     (
         "synth",

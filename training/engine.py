@@ -21,7 +21,6 @@ import dataclasses
 import hashlib
 import math
 import os
-import pickle
 import platform
 import random
 import sys
@@ -350,6 +349,22 @@ def read_pretrained(path: Path, classes: Sequence[str] | None = None) -> tuple[d
     return state, info
 
 
+def initial_weights(
+    imagenet: Path | None, pretrained: Path | None, classes: Sequence[str]
+) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any]]:
+    """ImageNet weights first, then a project checkpoint over them (its backbone wins where both have a
+    tensor). Returns the merged state dict (None when neither) and their descriptions."""
+    state: dict[str, torch.Tensor] = {}
+    sources: dict[str, Any] = {"imagenet": None, "pretrained": None}
+    if imagenet is not None:
+        weights, sources["imagenet"] = read_pretrained(imagenet, classes)
+        state.update(weights)
+    if pretrained is not None:
+        weights, sources["pretrained"] = read_pretrained(pretrained, classes)
+        state.update(weights)
+    return (state or None), sources
+
+
 def build_model(
     config: TrainConfig, num_classes: int, pretrained: Mapping[str, torch.Tensor] | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -639,8 +654,15 @@ def fit(
 def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError) as exc:
-        raise UserInputError(f"cannot read {path} as PyTorch weights: {exc}") from None
+    except Exception as exc:  # bytes that do not unpickle fail in any way; all mean "not weights of ours"
+        # torch's own message goes on to suggest weights_only=False, which is unsafe for a file of unknown
+        # origin: keep only what went wrong
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}" if str(exc).strip() else type(exc).__name__
+        reason = reason.split(" Re-running `torch.load`")[0].split(". Re-running")[0]
+        raise UserInputError(
+            f"cannot read {path} as PyTorch weights of this project ({reason[:160]}); expected a checkpoint "
+            "written by `python -m training pretrain|fit` or a state dict of tensors"
+        ) from None
 
 
 def save_checkpoint(
@@ -757,8 +779,10 @@ def pretrain(
     *,
     out: Path,
     imagenet: Path | None = None,
+    pretrained: Path | None = None,
     alignment: Mapping[str, Any] | None = None,
     progress: bool = True,
+    evaluation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train on a whole data set (the paper's CK+ step) and save the checkpoint to transfer from.
 
@@ -767,6 +791,11 @@ def pretrain(
     is evaluated ONCE, after training, and only reported. Writes ``out`` (the checkpoint) and, beside it,
     ``<stem>.config.json`` (resolved configuration, split, versions) and ``<stem>.metrics.json``; returns
     the metrics summary.
+
+    ``test_fraction=0`` trains on everything: the deployable model of ``python -m training fit``, whose
+    honest figures come from a LOSO run of the same configuration, passed as ``evaluation`` (stored as the
+    checkpoint's metrics). ``imagenet`` and ``pretrained`` (a project checkpoint, e.g. CK+) are the initial
+    weights, merged as in LOSO (:func:`initial_weights`).
     """
     if split not in SPLITS:
         raise UserInputError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -782,13 +811,12 @@ def pretrain(
     else:
         train_idx, test_idx = subject_split(data.subjects, test_fraction, config.seed)
 
-    pretrained_state, source = None, None
-    if imagenet is not None:
-        pretrained_state, source = read_pretrained(imagenet, classes)
+    pretrained_state, sources = initial_weights(imagenet, pretrained, classes)
     seed_everything(config.seed)
     model, load_info = build_model(config, len(classes), pretrained_state)
-    if source is not None:
-        print(describe_load(load_info, source["path"]), file=sys.stderr)
+    named = [src["path"] for src in (sources["imagenet"], sources["pretrained"]) if src]
+    if named:
+        print(describe_load(load_info, " + ".join(named)), file=sys.stderr)
 
     device = resolve_device(config.device)
     all_images = images_to_tensor(data.images, device, config.image_size, config.channels_last)
@@ -821,8 +849,8 @@ def pretrain(
         "train_seconds": seconds,
         "initial_weights": None,
     }
-    if source is not None:
-        result["initial_weights"] = {**source, **{k: v for k, v in load_info.items() if k != "skipped"}}
+    if named:
+        result["initial_weights"] = {**sources, **{k: v for k, v in load_info.items() if k != "skipped"}}
     if len(test_idx):
         probs = evaluate(
             model,
@@ -839,9 +867,14 @@ def pretrain(
         config=config,
         dataset=data.dataset,
         protocol=data.protocol,
-        metrics=result.get("test", {}),
+        metrics=dict(evaluation) if evaluation is not None else result.get("test", {}),
         alignment=alignment,
-        extra={"protocol_notes": {"split": split, "test_fraction": test_fraction, "n_train": len(train_idx)}},
+        extra={
+            "protocol_notes": {"split": split, "test_fraction": test_fraction, "n_train": len(train_idx)},
+            "n_samples": len(labels),
+            "n_subjects": len(set(data.subjects)),
+            "initial_weights": sources,
+        },
     )
     write_json_atomic(
         out.with_suffix(".config.json"),
@@ -853,7 +886,8 @@ def pretrain(
             "split": split,
             "test_fraction": test_fraction,
             "alignment": dict(alignment or {}),
-            "imagenet": source,
+            "imagenet": sources["imagenet"],
+            "pretrained": sources["pretrained"],
             "versions": environment_versions(),
         },
     )

@@ -39,17 +39,54 @@ def test_summary_prints_counts_and_every_repair(casme2_root, tmp_path, capsys):
     assert "not in protocol 5class" in reasons  # fear and sadness dropped
 
 
-def test_loso_learns_separable_generated_expressions(casme2_root, tmp_path, capsys):
-    out = tmp_path / "run"
-    argv = ["loso", "casme2", "--root", str(casme2_root), "--out", str(out), "--cache-dir", str(tmp_path / "c")]
-    argv += ["--image-size", "64", "--epochs", "12", "--batch-size", "16", "--lr", "1e-3", "--no-progress"]
-    assert main(argv) == 0
+LOSO_OPTIONS = ("--image-size", "64", "--epochs", "12", "--batch-size", "16", "--lr", "1e-3", "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def loso_run(casme2_root, tmp_path_factory) -> tuple[Path, Path, str]:
+    """A finished LOSO run on the generated subjects: (run folder, crop cache, what it printed)."""
+    base = tmp_path_factory.mktemp("loso")
+    out, cache = base / "run", base / "cache"
+    argv = ["loso", "casme2", "--root", str(casme2_root), "--out", str(out), "--cache-dir", str(cache)]
+    result = _run(*argv, *LOSO_OPTIONS)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out, cache, result.stdout
+
+
+def test_loso_learns_separable_generated_expressions(loso_run):
+    out, _, printed = loso_run
     report = json.loads((out / "report.json").read_text())
     n = report["n_samples"]
     assert len(report["predictions"]) == n and len({p["sample"] for p in report["predictions"]}) == n
     assert report["accuracy"] > 2.0 / len(CLASSES)  # chance is 0.2
     assert (out / "report.md").is_file() and (out / "confusion.png").is_file()
-    assert "accuracy" in capsys.readouterr().out
+    assert "accuracy" in printed
+
+
+def test_fit_trains_on_every_subject_and_carries_the_loso_figures(casme2_root, loso_run, tmp_path, capsys):
+    from training.engine import load_checkpoint
+
+    run, cache, _ = loso_run
+    checkpoint = tmp_path / "casme2.pt"
+    argv = ["fit", "casme2", "--root", str(casme2_root), "--out", str(checkpoint), "--cache-dir", str(cache)]
+    assert main([*argv, "--loso-run", str(run), *LOSO_OPTIONS]) == 0
+    result = json.loads(capsys.readouterr().out)
+    report = json.loads((run / "report.json").read_text())
+    assert result["n_train"] == report["n_samples"] and result["n_test"] == 0
+    _, meta = load_checkpoint(checkpoint)
+    assert meta["classes"] == list(CLASSES) and meta["image_size"] == 64
+    assert meta["metrics"]["evaluation"] == "leave-one-subject-out"
+    assert meta["metrics"]["accuracy"] == pytest.approx(report["accuracy"])
+    assert meta["metrics"]["n_subjects"] == 5
+
+
+def test_fit_refuses_a_loso_run_of_another_configuration(casme2_root, loso_run, tmp_path, capsys):
+    run, cache, _ = loso_run
+    argv = ["fit", "casme2", "--root", str(casme2_root), "--out", str(tmp_path / "m.pt"), "--cache-dir", str(cache)]
+    options = [o if o != "12" else "3" for o in LOSO_OPTIONS]  # 3 epochs where the run had 12
+    assert main([*argv, "--loso-run", str(run), *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "epochs" in err and not (tmp_path / "m.pt").exists()
 
 
 @pytest.mark.parametrize(
@@ -70,7 +107,7 @@ def test_bad_input_is_one_line_and_exit_code_2(casme2_root, argv, needle):
 
 
 def test_help_teaches_every_command():
-    for command in ("summary", "pretrain", "loso", "ablation", "synth"):
+    for command in ("summary", "pretrain", "loso", "fit", "ablation", "synth"):
         result = _run(command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
     assert "examples:" in _run("--help").stdout
