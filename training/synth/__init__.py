@@ -8,9 +8,11 @@ The pieces, each usable on its own (a later video mode reuses them):
   emotions as AU combinations (CASME II's coding criteria), onset → apex → offset time profiles;
 - :mod:`training.synth.warp` — the smooth, fold-free dense warp that moves the landmarks;
 - :mod:`training.synth.layouts` — the writers, each returning a :class:`SynthManifest` of what a reader
-  must find.
+  must find;
+- :mod:`training.synth.videos` — spotting videos: micro-expressions among blinks, a macro expression, head and
+  lighting drift and noise, with a ground-truth JSON per clip.
 
-Command line: ``python -m training synth casme2|ckplus|samm --out DIR`` (:mod:`training.synth.cli`).
+Command line: ``python -m training synth casme2|ckplus|samm|videos --out DIR`` (:mod:`training.synth.cli`).
 """
 
 from training.synth.actions import (
@@ -46,6 +48,7 @@ from training.synth.layouts import (
     write_ckplus,
     write_samm,
 )
+from training.synth.videos import VideoClipSpec, VideoEvent, VideoIndex, VideoRenderer, VideoSettings, write_videos
 from training.synth.warp import DisplacementField, WarpSettings, fit_field
 
 __all__ = [
@@ -65,6 +68,11 @@ __all__ = [
     "SubjectLook",
     "SynthManifest",
     "SynthSample",
+    "VideoClipSpec",
+    "VideoEvent",
+    "VideoIndex",
+    "VideoRenderer",
+    "VideoSettings",
     "WarpSettings",
     "choose_action_units",
     "clip_profile",
@@ -79,4 +87,5 @@ __all__ = [
     "write_casme2",
     "write_ckplus",
     "write_samm",
+    "write_videos",
 ]

@@ -1,4 +1,5 @@
-"""``python -m training synth casme2|ckplus|samm --out DIR``: write a generated data set in a published layout.
+"""``python -m training synth casme2|ckplus|samm|videos --out DIR``: write a generated data set in a published
+layout, or spotting videos with ground truth (:mod:`training.synth.videos`).
 
 :func:`configure_parser` adds the arguments to the subcommand's parser and :func:`main` runs it; bad input
 (a photo that does not exist or shows no face, a bad ``--size``, a non-empty output) raises
@@ -14,6 +15,7 @@ from pathlib import Path
 from realtime.errors import UserInputError
 from training.synth.faces import parse_frame_size
 from training.synth.layouts import WRITERS, SynthManifest
+from training.synth.videos import FORMATS, VideoIndex, write_videos
 
 DESCRIPTION = """\
 Generate a small micro-expression data set from real face photos, written in the exact published layout
@@ -27,7 +29,12 @@ same bytes.
 
 amplitude: 1 is a realistic micro-expression (landmarks move 1-8 % of the inter-ocular distance at the
 apex); use 3-5 for clearly separable classes. CK+ sequences are posed macro expressions, about 3 times
-larger again."""
+larger again.
+
+videos: long clips for spotting (--clips, --fps, --seconds, --format): a still start, then micro-expressions
+among distractors (blinks, a macro expression, slow head drift and roll, a lighting drift, sensor noise), with
+DIR/clipNN.json beside each clip (per event: kind micro|macro|blink, label, AUs, onset/apex/offset as 0-based
+frames and ms) and DIR/videos.json listing them."""
 
 EPILOG = """\
 examples:
@@ -36,10 +43,12 @@ examples:
   python -m training synth casme2 --out demo/cropped --cropped
   python -m training synth ckplus --out demo/ckplus --faces me.jpg friend.png
   python -m training synth samm --out demo/samm --size 2040x1088 --no-quirks
+  python -m training synth videos --out demo/videos --clips 3 --seconds 3 --size 320x240
+  python -m training synth videos --out demo/videos200 --fps 200 --faces me.jpg --format frames
   python -m training summary casme2 --root demo/casme2
 """
 
-DEFAULT_SIZES = {"casme2": "640x480", "ckplus": "640x490", "samm": "640x480"}
+DEFAULT_SIZES = {"casme2": "640x480", "ckplus": "640x490", "samm": "640x480", "videos": "640x480"}
 DEFAULT_SUBJECTS = {"casme2": 4, "ckplus": 4, "samm": 3}
 
 
@@ -48,7 +57,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("layout", choices=tuple(WRITERS), help="the data set layout to write")
+    parser.add_argument(
+        "layout", choices=(*WRITERS, "videos"), help="the data set layout to write, or videos for spotting"
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -98,12 +109,41 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace this layout's folders and sheet if an earlier synth run wrote them into --out",
     )
+    group = parser.add_argument_group("videos")
+    group.add_argument("--clips", type=int, metavar="N", help="number of clips (default: 3)")
+    group.add_argument("--fps", type=float, metavar="F", help="frame rate (default: 30; CASME II is 200)")
+    group.add_argument(
+        "--seconds",
+        type=float,
+        metavar="S",
+        help="clip length; events that do not fit are left out "
+        "(default: as long as 3 micro-expressions and the distractors need, about 6-10 s)",
+    )
+    group.add_argument("--micro", type=int, metavar="N", help="micro-expressions per clip (default: 3)")
+    group.add_argument(
+        "--no-distractors",
+        dest="distractors",
+        action="store_false",
+        help="micro-expressions only: no blinks, macro expression, head drift or lighting drift",
+    )
+    group.add_argument("--noise", type=float, metavar="SIGMA", help="sensor noise in grey levels (default: 1-2.5)")
+    group.add_argument(
+        "--format",
+        dest="video_format",
+        choices=FORMATS,
+        help="mp4 (mp4v; MJPG .avi where OpenCV cannot write .mp4), avi (MJPG) or frames (img1.jpg ...) (default: mp4)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     """Write the data set the arguments describe and print a one-line summary; returns the exit code."""
     layout = args.layout
     size = parse_frame_size(args.size or DEFAULT_SIZES[layout])
+    if layout == "videos":
+        return _videos(args, size)
+    _refuse(args, ("clips", "fps", "seconds", "micro", "noise", "video_format"), "applies to videos only")
+    if not args.distractors:
+        raise UserInputError("--no-distractors applies to videos only")
     if args.cropped and layout != "casme2":
         raise UserInputError("--cropped applies to casme2 only")
     options: dict[str, object] = {
@@ -131,6 +171,59 @@ def main(args: argparse.Namespace) -> int:
     manifest = WRITERS[layout](args.out, **options)
     print(summary_line(manifest, time.perf_counter() - started))
     return 0
+
+
+def _refuse(args: argparse.Namespace, names: tuple[str, ...], reason: str) -> None:
+    """A ``UserInputError`` (``--option`` + ``reason``) for the first of ``names`` that was given."""
+    for name in names:
+        if getattr(args, name, None) is not None:
+            option = "--format" if name == "video_format" else f"--{name.replace('_', '-')}"
+            raise UserInputError(f"{option} {reason}")
+
+
+def _videos(args: argparse.Namespace, size: tuple[int, int]) -> int:
+    """The ``videos`` mode: write the clips and print a one-line summary."""
+    _refuse(args, ("subjects", "per_class", "frames"), "does not apply to videos (use --clips, --fps, --seconds)")
+    if args.cropped:
+        raise UserInputError("--cropped applies to casme2 only")
+    if not args.quirks:
+        raise UserInputError("--no-quirks applies to the data set layouts only")
+    started = time.perf_counter()
+    index = write_videos(
+        args.out,
+        seed=args.seed,
+        n_clips=3 if args.clips is None else args.clips,
+        fps=30.0 if args.fps is None else args.fps,
+        frame_size=size,
+        seconds=args.seconds,
+        micro=3 if args.micro is None else args.micro,
+        amplitude=args.amplitude,
+        distractors=args.distractors,
+        noise_sigma=args.noise,
+        photos=args.faces,
+        fmt=args.video_format or "mp4",
+        overwrite=args.force,
+    )
+    print(videos_line(index, time.perf_counter() - started))
+    return 0
+
+
+def videos_line(index: VideoIndex, seconds: float) -> str:
+    """``wrote videos: 3 clips (270 frames, 320x240 at 30 fps, mp4v .mp4; events: 3 micro, 2 blink) to DIR in
+    1.5 s; index: DIR/videos.json`` (and the fallback note, if any)."""
+    counts: dict[str, int] = {}
+    for clip in index.clips:
+        for kind, count in clip["counts"].items():
+            counts[kind] = counts.get(kind, 0) + count
+    width, height = index.settings["size"]
+    frames = sum(c["frame_count"] for c in index.clips)
+    kind = "jpg frames" if index.container == "frames" else f"{index.fourcc} .{index.container}"
+    events = ", ".join(f"{counts[k]} {k}" for k in sorted(counts))
+    note = f" ({index.note})" if index.note else ""
+    return (
+        f"wrote videos: {len(index.clips)} clips ({frames} frames, {width}x{height} at {index.settings['fps']:g} "
+        f"fps, {kind}; events: {events}) to {index.out} in {seconds:.1f} s; index: {index.path}{note}"
+    )
 
 
 def summary_line(manifest: SynthManifest, seconds: float) -> str:
