@@ -19,7 +19,6 @@ import resource
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 STARTED = time.perf_counter()
@@ -47,6 +46,7 @@ examples:
   python stream.py --source 0                                   # webcam, window with the overlay
   python stream.py --source clip.mp4 --no-display --events events.jsonl --csv frames.csv
   python stream.py --source CASME2/sub01/EP02_01f/ --fps 200 --output annotated.mp4 --no-display
+  python stream.py --source clip.mp4 --no-display --events out/events.jsonl --report   # + out/events.html
   python stream.py --source rtsp://camera.local/stream --device cuda --max-faces 3
 
 outputs:
@@ -56,6 +56,8 @@ outputs:
              "probabilities": {...}}   (frames are 0-based over every decoded frame of the source)
   --csv     one row per frame and face (OpenFace style), and a row for frames with no face
   --output  the annotated video, at the source's size and frame rate
+  --report  one self-contained HTML page: the spotting signal over time with the events shaded, and the
+            aligned apex face of each event with its label (opens offline; beside --events by default)
   At the end one summary line: frames, faces, events, fps, milliseconds per stage, dropped frames.
 
 keys: q or Esc quits (the outputs are closed properly). Exit codes: 0 done, 2 bad arguments or input.
@@ -106,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, help="write the annotated video here (.mp4, .avi, .mov, .mkv)")
     parser.add_argument("--events", type=Path, help="write the micro-expressions here, one JSON object per line")
     parser.add_argument("--csv", type=Path, help="write one row per frame and face here")
+    parser.add_argument(
+        "--report",
+        nargs="?",
+        const=True,
+        metavar="FILE.html",
+        help="write a self-contained HTML report (signal timeline, events, apex thumbnails) at the end; "
+        "without a file name it goes beside --events (events.jsonl → events.html)",
+    )
     parser.add_argument("--no-display", action="store_true", help="no window (servers, batch runs)")
     parser.add_argument(
         "--device",
@@ -138,58 +148,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass
-class Outputs:
-    """The writers the user asked for (each checks its path before any work starts)."""
-
-    events: object | None = None
-    csv: object | None = None
-    video: object | None = None
-
-    def close(self) -> None:
-        for writer in (self.events, self.csv, self.video):
-            if writer is not None:
-                writer.close()
-
-
 def _display_available() -> bool:
     if sys.platform.startswith("linux"):
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return True
 
 
-def _write_rows(csv_writer, result) -> None:
-    frame = result.frame
-    if not result.faces:
-        csv_writer.write_no_face(frame.index, frame.t_ms)
-        return
-    for face, signal in zip(result.faces, result.signals, strict=True):
-        box = face.box
-        csv_writer.write_face(
-            frame.index,
-            frame.t_ms,
-            face.face_id,
-            face.detected,
-            (box.left, box.top, box.width, box.height),
-            face.angle_deg,
-            signal.signal,
-            signal.threshold,
-            signal.in_event,
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     from realtime.capture import CaptureOptions, check_source, open_source
     from realtime.classify import Classifier, ClassifierOptions, default_model
     from realtime.outputs import EventWriter, FrameCsvWriter, VideoWriter, check_writable
-    from realtime.pipeline import Pipeline, PipelineOptions, StageTimes
+    from realtime.pipeline import Pipeline, PipelineOptions
+    from realtime.process import Outputs, ReportRecorder
     from realtime.render import Renderer, RenderOptions
     from realtime.tracking import TrackingOptions
 
     # Everything the user gave is checked before any work: the source, the paths to write, the model. A live
     # source is opened last, once the model is loaded, so that no frame waits (or is dropped) meanwhile.
     check_source(args.source)
-    for path, what in ((args.output, "the video"), (args.events, "events"), (args.csv, "the CSV")):
+    report_path = _report_path(args)
+    for path, what in (
+        (args.output, "the video"),
+        (args.events, "events"),
+        (args.csv, "the CSV"),
+        (report_path, "the report"),
+    ):
         if path is not None:
             check_writable(path, what)
     model_path = args.model if args.model is not None else default_model(WEIGHTS)
@@ -228,8 +211,11 @@ def run(args: argparse.Namespace) -> int:
             display = False
         pipeline = Pipeline(PipelineOptions(tracking=TrackingOptions(max_faces=args.max_faces)), classifier)
         renderer = Renderer(RenderOptions(landmarks=args.landmarks))
-        times = StageTimes()
-        return _loop(args, source, pipeline, renderer, outputs, times, display)
+        recorder = ReportRecorder() if report_path is not None else None
+        code = _loop(args, source, pipeline, renderer, outputs, display, recorder)
+        if recorder is not None:
+            _write_report(report_path, args, source, pipeline, recorder, provider)
+        return code
     finally:
         if pipeline is not None:
             pipeline.close()
@@ -248,65 +234,59 @@ def _close_windows() -> None:
         pass
 
 
-def _loop(args, source, pipeline, renderer, outputs, times, display) -> int:
+def _report_path(args) -> Path | None:
+    from realtime.errors import UserInputError
+
+    if args.report is None:
+        return None
+    if args.report is not True:
+        return Path(args.report)
+    if args.events is None:
+        raise UserInputError("--report without a file name goes beside --events: give --events or --report FILE.html")
+    return args.events.with_suffix(".report.html" if args.events.suffix == ".html" else ".html")
+
+
+def _write_report(path, args, source, pipeline, recorder, provider) -> None:
+    from realtime.report_html import report_from_stream, write_report
+
+    write_report(path, [report_from_stream(args.source, source, pipeline, recorder, provider)])
+    log.info("report written to %s", path)
+
+
+def _loop(args, source, pipeline, renderer, outputs, display, recorder=None) -> int:
     import cv2
 
-    first_frame_s: float | None = None
-    started = time.perf_counter()
-    fps_clock, fps_frames, shown_fps = time.perf_counter(), 0, 0.0
-    interrupted = False
-    try:
-        while True:
-            t0 = time.perf_counter()
-            frame = source.read()
-            t1 = time.perf_counter()
-            if frame is None:
-                break
-            if first_frame_s is None:
-                first_frame_s = t1 - STARTED
-                started = t0
-            result = pipeline.process(frame)
-            stage_ms = dict(result.stage_ms, capture=1000.0 * (t1 - t0))
+    from realtime.process import run_frames
 
-            t2 = time.perf_counter()
-            fps_frames += 1
-            if t2 - fps_clock >= 0.5:
-                shown_fps, fps_clock, fps_frames = fps_frames / (t2 - fps_clock), t2, 0
-            annotated = renderer.render(result, shown_fps) if (display or outputs.video is not None) else None
-            t3 = time.perf_counter()
-            for event in result.events:
-                if outputs.events is not None:
-                    outputs.events.write(event.to_json())
-                if not args.quiet:
-                    log.info(
-                        "face %d: %s (%.0f%%) apex frame %d at %.1f ms, %d-%d",
-                        event.face,
-                        event.label or "micro-expression",
-                        100 * event.confidence,
-                        event.apex_frame,
-                        event.apex_ms,
-                        event.onset_frame,
-                        event.offset_frame,
-                    )
-            if outputs.csv is not None:
-                _write_rows(outputs.csv, result)
-            if outputs.video is not None:
-                outputs.video.write(annotated)
-            t4 = time.perf_counter()
-            stage_ms["render"] = 1000.0 * (t3 - t2)
-            stage_ms["output"] = 1000.0 * (t4 - t3)
-            times.add(stage_ms)
-            times.frames += 1
+    def show(annotated) -> bool:
+        cv2.imshow(WINDOW, annotated)
+        key = cv2.waitKey(1) & 0xFF
+        return not (key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1)
 
-            if display:
-                cv2.imshow(WINDOW, annotated)
-                key = cv2.waitKey(1) & 0xFF
-                if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-                    break
-    except KeyboardInterrupt:
-        interrupted = True
-    elapsed = time.perf_counter() - started
-    _summary(args, source, pipeline, times, elapsed, first_frame_s, interrupted)
+    def on_event(event) -> None:
+        if not args.quiet:
+            log.info(
+                "face %d: %s (%.0f%%) apex frame %d at %.1f ms, %d-%d",
+                event.face,
+                event.label or "micro-expression",
+                100 * event.confidence,
+                event.apex_frame,
+                event.apex_ms,
+                event.onset_frame,
+                event.offset_frame,
+            )
+
+    stats = run_frames(
+        source,
+        pipeline,
+        outputs,
+        renderer=renderer,
+        show=show if display else None,
+        on_event=on_event,
+        recorder=recorder,
+    )
+    first_frame_s = None if stats.first_frame_at is None else stats.first_frame_at - STARTED
+    _summary(args, source, pipeline, stats.times, stats.elapsed_s, first_frame_s, stats.interrupted)
     return 0
 
 

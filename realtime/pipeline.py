@@ -49,7 +49,8 @@ class MicroExpression:
 
     Frame indices are 0-based over every frame of the source; ``label``/``confidence``/``probabilities``
     come from the classifier (empty without one); ``decided_frame``/``decided_ms`` when the offset was seen
-    and ``latency_ms`` the wall-clock time from that frame's arrival in the pipeline to this event.
+    and ``latency_ms`` the wall-clock time from that frame's arrival in the pipeline to this event;
+    ``apex_crop`` the aligned face that was classified (BGR, the model's input size; None without one).
     """
 
     face: int
@@ -66,6 +67,7 @@ class MicroExpression:
     decided_frame: int
     decided_ms: float
     latency_ms: float
+    apex_crop: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         """The events file's object (exact keys and order)."""
@@ -193,19 +195,23 @@ class Pipeline:
 
     def _classify(self, events: list[SpottedEvent], started: float) -> tuple[MicroExpression, ...]:
         answers: list = []
+        crops: list = []
         for event in events:
             early = self._early.get(event.face_id)
+            kept = self._apex_crops.get(event.face_id, {})
             if early is not None and early[0] == event.apex_frame:
                 answers.append(early[1].result()[0])
+                crops.append(kept[event.apex_frame][1] if event.apex_frame in kept else None)
                 continue
-            kept = self._apex_crops.get(event.face_id, {})
             if self.classifier is None or not kept:
                 answers.append(None)
+                crops.append(None)
                 continue
             nearest = min(kept, key=lambda i: (abs(i - event.apex_frame), -kept[i][0]))
             answers.append(self.classifier.classify([kept[nearest][1]])[0])
+            crops.append(kept[nearest][1])
         out = []
-        for event, answer in zip(events, answers, strict=True):
+        for event, answer, crop in zip(events, answers, crops, strict=True):
             latency = 1000.0 * (time.perf_counter() - started)
             self.latencies_ms.append(latency)
             out.append(
@@ -224,6 +230,7 @@ class Pipeline:
                     event.decided_frame,
                     event.decided_ms,
                     latency,
+                    crop,
                 )
             )
         return tuple(out)
