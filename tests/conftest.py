@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import cv2
 import matplotlib.cbook
 import numpy as np
 import pytest
+
+# `make test` runs two pytest workers on two cores: one compute thread each, for them and for the commands the
+# tests start. More threads per worker oversubscribe the cores, and torch's thread pool then runs several
+# times slower than a single thread (measured: 5-13x on a loaded 2-core machine).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
 def grace_hopper_path() -> Path:

@@ -12,12 +12,14 @@ A run folder holds::
                          pretrained weights (path, sha256), library versions
     folds/<subject>.json one per finished fold: every prediction with its probabilities, sizes, seconds,
                          training history
-    report.json / report.md / confusion.png   pooled over the finished folds (training.report)
+    report.json / report.md / report.html / confusion.png / folds.png
+                         pooled over the finished folds (training.report)
 
 Running the same command again resumes: finished folds are read back, only missing ones are trained, and
 the report is always rebuilt from the fold files, so a resumed run reports exactly what a run without
-interruption reports. A folder that holds a run with a different configuration is refused unless
-``overwrite`` is given.
+interruption reports. Folds run in this process or as Ray tasks (:mod:`training.distributed`), both through
+:func:`train_fold`, and either way resumes the other's run. A folder that holds a run with a different
+configuration is refused unless ``overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +49,7 @@ from training.engine import (
     evaluate,
     fit,
     images_to_tensor,
-    read_pretrained,
+    initial_weights,
     resolve_device,
     seed_everything,
 )
@@ -58,7 +60,7 @@ if TYPE_CHECKING:  # annotations only: importing preprocess pulls in the alignme
 
 CONFIG_FILE = "config.json"
 FOLDS_DIR = "folds"
-REPORT_FILES = ("report.json", "report.md", "confusion.png")
+REPORT_FILES = ("report.json", "report.md", "report.html", "confusion.png", "folds.png")
 # Configuration fields that say where a run executes, not what it computes: a run may resume elsewhere.
 EXECUTION_ONLY_FIELDS = ("device",)
 PROBABILITY_DIGITS = 6
@@ -156,22 +158,6 @@ def _read_fold(out_dir: Path, subject: str, data: CropSet) -> dict[str, Any] | N
     return record
 
 
-def _initial_weights(
-    imagenet: Path | None, pretrained: Path | None, classes: Sequence[str]
-) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any]]:
-    """ImageNet weights first, then a project checkpoint over them (its backbone wins where both have a
-    tensor). Returns the merged state dict (None when neither) and their descriptions."""
-    state: dict[str, torch.Tensor] = {}
-    sources: dict[str, Any] = {"imagenet": None, "pretrained": None}
-    if imagenet is not None:
-        weights, sources["imagenet"] = read_pretrained(imagenet, classes)
-        state.update(weights)
-    if pretrained is not None:
-        weights, sources["pretrained"] = read_pretrained(pretrained, classes)
-        state.update(weights)
-    return (state or None), sources
-
-
 def _check_data(data: CropSet) -> None:
     if len(data.labels) == 0:
         raise UserInputError("the data set has no samples")
@@ -257,6 +243,31 @@ def train_fold(
     }
 
 
+# Trains the given folds (subjects) and yields (subject, fold record) as each one finishes, in any order:
+# runner(data, subjects, config, initial_state, progress).
+FoldRunner = Callable[
+    ["CropSet", Sequence[str], TrainConfig, "Mapping[str, torch.Tensor] | None", bool],
+    Iterable[tuple[str, dict[str, Any]]],
+]
+
+
+def run_folds_in_process(
+    data: CropSet,
+    subjects: Sequence[str],
+    config: TrainConfig,
+    initial_state: Mapping[str, torch.Tensor] | None = None,
+    progress: bool = True,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The default :data:`FoldRunner`: :func:`train_fold` for each subject in turn, in this process, with the
+    images moved to the training device once."""
+    device = resolve_device(config.device)
+    images = images_to_tensor(data.images, device, config.image_size, config.channels_last)
+    folds = tqdm(subjects, desc="LOSO", unit="fold", disable=not progress)
+    for subject in folds:
+        folds.set_postfix(subject=subject, refresh=False)
+        yield subject, train_fold(data, images, subject, config, initial_state, progress)
+
+
 def build_report(
     data: CropSet,
     folds: Mapping[str, Mapping[str, Any]],
@@ -327,6 +338,7 @@ def run_loso(
     imagenet: Path | None = None,
     alignment: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    runner: FoldRunner | None = None,
 ) -> dict[str, Any]:
     """Leave-one-subject-out over ``data``; resumable; returns the report (also written to ``out_dir``).
 
@@ -334,6 +346,11 @@ def run_loso(
     ResNet18 state dict; both optional, both recorded with their sha256. ``subjects`` limits this
     invocation to those folds (to split work between machines over one folder); the report then covers
     the folds finished so far and says which are missing.
+
+    ``runner`` trains the missing folds (:data:`FoldRunner`): by default :func:`run_folds_in_process`, one
+    after the other in this process; :class:`training.distributed.RayFoldRunner` runs them as Ray tasks.
+    Either way each fold is :func:`train_fold`, and this function alone writes the fold files and the
+    report, so a run started one way resumes the other way with the same result.
     """
     out_dir = Path(out_dir)
     _check_data(data)
@@ -346,7 +363,7 @@ def run_loso(
     else:
         requested = all_subjects
 
-    initial_state, sources = _initial_weights(imagenet, pretrained, data.classes)
+    initial_state, sources = initial_weights(imagenet, pretrained, data.classes)
     run_config = {
         "config": config.to_dict(),
         "evaluation": "leave-one-subject-out",
@@ -371,17 +388,12 @@ def run_loso(
             finished[subject] = record
     todo = [s for s in requested if s not in finished]
     if todo:
-        device = resolve_device(config.device)
         if initial_state is not None:
             _, info = build_model(config, len(data.classes), initial_state)
             names = [src["path"] for src in (sources["imagenet"], sources["pretrained"]) if src]
             print(describe_load(info, " + ".join(names)), file=sys.stderr)
-        images = images_to_tensor(data.images, device, config.image_size, config.channels_last)
-        folds = tqdm(todo, desc="LOSO", unit="fold", disable=not progress)
-        for subject in folds:
-            folds.set_postfix(subject=subject, refresh=False)
-            record = train_fold(data, images, subject, config, initial_state, progress)
-            write_json_atomic(fold_file(out_dir, subject), record)
+        for subject, record in (runner or run_folds_in_process)(data, todo, config, initial_state, progress):
+            write_json_atomic(fold_file(out_dir, subject), record)  # as each fold ends: an interrupt keeps it
             finished[subject] = record
     report = build_report(data, finished, run_config)
     write_report(report, out_dir)

@@ -1,4 +1,5 @@
-"""Human- and machine-readable reports of an evaluation: ``report.json``, ``report.md``, ``confusion.png``.
+"""Human- and machine-readable reports of an evaluation: ``report.json``, ``report.md``, ``report.html``,
+``confusion.png`` and ``folds.png`` (the page and the per-fold chart: :mod:`training.report_html`).
 
 Nothing here needs torch: a report can be re-rendered from its JSON alone. Files are written atomically
 (a temporary file in the same folder, then a rename), so an interrupted run never leaves a half-written
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from training.report_html import figure_bytes, format_html, paper_line, plot_folds
 
 
 def to_jsonable(value: Any) -> Any:
@@ -68,7 +71,7 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     """``report.md``: summary, per-class table, confusion matrix (rows true, columns predicted), per-fold table."""
     classes = list(report["classes"])
     title = " ".join(str(report.get(k) or "") for k in ("dataset", "protocol")).strip() or "evaluation"
-    lines = [f"# Leave-one-subject-out: {title}", ""]
+    lines = [f"# Leave-one-subject-out: {title}", "", "The same report as a page: [report.html](report.html).", ""]
     if not report.get("complete", True):
         missing = ", ".join(report.get("missing_subjects", []))
         lines += [f"**Partial report**: folds not finished yet: {missing}.", ""]
@@ -102,6 +105,7 @@ def format_markdown(report: Mapping[str, Any]) -> str:
         "Accuracy is pooled over all folds (correct / total, the paper's eq. 11). Macro F1 = UF1: per-class F1 "
         "from TP/FP/FN pooled over all folds, averaged over classes with samples; UAR: mean per-class recall.",
         "",
+        *paper_line(report),
         "## Per class",
         "",
     ]
@@ -112,9 +116,10 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     lines += ["", "## Confusion matrix (rows: true class, columns: predicted class)", ""]
     cm = report["confusion_matrix"]
     lines += _table(["true \\ predicted", *classes], [[name, *cm[i]] for i, name in enumerate(classes)])
+    lines += ["", "![confusion matrix: counts and row-normalised](confusion.png)"]
     folds = report.get("folds") or []
     if folds:
-        lines += ["", "## Per fold (the held-out subject)", ""]
+        lines += ["", "## Per fold (the held-out subject)", "", "![accuracy per held-out subject](folds.png)", ""]
         lines += _table(
             ["subject", "test samples", "accuracy", "macro F1", "train samples", "seconds"],
             [
@@ -162,7 +167,8 @@ def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], path: Pa
 
 
 def write_report(report: Mapping[str, Any], out_dir: Path) -> None:
-    """Write ``report.json``, ``report.md`` and ``confusion.png`` into ``out_dir``."""
+    """Write ``report.json``, ``report.md``, ``confusion.png``, ``folds.png`` (with folds) and the
+    self-contained ``report.html`` (figures inline) into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "report.json", report)
@@ -170,6 +176,10 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> None:
     title = " ".join(str(report.get(k) or "") for k in ("dataset", "protocol")).strip()
     title = f"{title}  accuracy {report['accuracy']:.3f}  UF1 {report['uf1']:.3f}  UAR {report['uar']:.3f}".strip()
     plot_confusion(report["confusion_matrix"], report["classes"], out_dir / "confusion.png", title=title)
+    if not plot_folds(report, out_dir / "folds.png"):
+        (out_dir / "folds.png").unlink(missing_ok=True)  # an older chart would not match this report
+    figures = figure_bytes({"folds": out_dir / "folds.png", "confusion": out_dir / "confusion.png"})
+    write_text_atomic(out_dir / "report.html", format_html(report, figures))
 
 
 # Columns of the ablation table: (key in a row, header, how to print it).
