@@ -22,11 +22,22 @@ so the spotter spends most of its effort on making the face hold still before it
 5. Events. The signal must cross an adaptive threshold (median + ``on_mad``·MAD of the signal's own idle
    history, and at least ``min_on_z``); the event's onset and offset are where it falls below a fraction of
    its peak (``edge_fraction``), the apex is the peak (a parabola through the smoothed top, to a frame).
-   An event is a micro-expression when it lasts ``min_ms``–``max_ms`` (1/25–1/2 s) and is not
-   a blink (eye regions alone), a macro expression (too long, or moving more than ``macro_movement`` of the
-   face width), or a global change (most regions at once: head motion or lighting the
-   steps above missed). Rejected events are reported too, with their reason, so callers can show or log
-   them; only ``kind == "micro"`` events are micro-expressions.
+   The interval runs from the last still frame before the rise to the first still frame after the fall (the
+   data sets' convention: a two-frame micro-expression at 30 fps is onset, apex, offset). An event is a
+   micro-expression when it lasts ``min_ms``–``max_ms`` (1/25–1/2 s, give or take one frame period, so the
+   rule holds at any frame rate) and is not a blink, a macro expression (too long, or moving more than
+   ``macro_movement`` of the face width), or a global change (most regions at once: head motion or lighting
+   the steps above missed). A blink moves both eyes most, by a lid's worth (``blink_movement``), with
+   nothing but the brows of comparable size; the skin between lid and brow moves with the lid, so the brows
+   may follow, but a brow that moves more than the eye below it (``blink_brow_share``) makes it a brow
+   action. (The landmarks' eye aspect ratio was tried as a blink cue and left out: with the 68-point model
+   it jitters by 5–10 % per frame and dips as much in a brow lowerer as in a half-closed blink.)
+6. Settling. After an event the reference follows the face quickly (``settle_ms``) until the signal has
+   stayed below the threshold for ``settle_hold_ms``: the head drifted while the reference was frozen, and
+   a frozen reference would turn that drift into a plateau that swallows the next micro-expression.
+
+Rejected events are reported too, with their reason, so callers can show or log them; only
+``kind == "micro"`` events are micro-expressions.
 
 Everything is in milliseconds, so the same settings work at 30, 60 and 200 fps. Per face and frame the
 work is one 128 px warp, a blur, a phase correlation and a matrix product: about 0.5 ms on one core.
@@ -58,6 +69,7 @@ REGIONS: dict[str, tuple[int, ...]] = {
     "chin": (7, 8, 9),
 }
 EYE_REGIONS = ("eye_left", "eye_right")
+BROW_REGIONS = ("brow_left", "brow_right")
 _PAD = {"brow_left": 0.05, "brow_right": 0.05, "eye_left": 0.04, "eye_right": 0.04, "nose": 0.03}
 _DEFAULT_PAD = 0.06
 
@@ -74,13 +86,16 @@ class SpotterOptions:
     before its noise is measured; ``on_mad`` and ``min_on_z`` the start threshold;
     ``edge_fraction`` where onset and offset are placed (fraction of the peak); ``end_hold_ms`` how long
     the signal must stay low for the event to end; ``min_ms``/``max_ms`` the micro-expression durations;
-    ``blink_share`` the largest share of the eyes' peak any other region may reach in a blink (both eyes
-    must move);
+    ``blink_share`` the largest share of the eyes' peak any region but the brows may reach in a blink (both
+    eyes must move);
     ``global_fraction`` the share of regions moving together that makes a change global; ``macro_movement``
     the movement (fraction of the face width, estimated from intensity change over texture gradient, which
     reads about half the true displacement) above which a short movement is too large to be micro (0: off);
     ``give_up_ms`` how long an event may last before the reference is re-seeded (the face has settled into
-    a new rest state).
+    a new rest state); ``settle_ms`` the time constant the reference follows the face with after an event,
+    until the signal has stayed below the threshold for ``settle_hold_ms``; ``blink_brow_share`` how much a
+    brow may move relative to the eye below it in a blink; ``blink_movement`` the least movement of both eyes
+    (fraction of the face width, same estimate as ``macro_movement``) for a blink (smaller: a lid tightener).
     """
 
     crop_px: int = 128
@@ -101,9 +116,13 @@ class SpotterOptions:
     min_ms: float = 40.0
     max_ms: float = 500.0
     blink_share: float = 0.5
+    blink_brow_share: float = 1.1
+    blink_movement: float = 0.007
     global_fraction: float = 0.8
     macro_movement: float = 0.025
     give_up_ms: float = 2500.0
+    settle_ms: float = 60.0
+    settle_hold_ms: float = 150.0
 
     @property
     def alignment(self) -> AlignmentSettings:
@@ -183,9 +202,13 @@ def _region_matrix(crop_landmarks: np.ndarray, size: int) -> tuple[np.ndarray, t
         pad = _PAD.get(name, _DEFAULT_PAD) * size
         x0, y0 = np.floor(pts.min(axis=0) - pad).astype(int)
         x1, y1 = np.ceil(pts.max(axis=0) + pad).astype(int)
-        if name.startswith("brow"):  # brows: mostly above the brow line, never down into the eye
+        if name.startswith("brow"):
+            # brows: mostly above the brow line, and no lower than halfway down to the eye, so that the skin
+            # a blink drags along with the upper lid stays out of them
             y0 -= round(0.04 * size)
-            y1 = min(y1, int(np.floor(crop_landmarks[36:48, 1].min())) - 1)
+            eye = crop_landmarks[36:42] if name == "brow_left" else crop_landmarks[42:48]
+            halfway = 0.5 * (float(pts[:, 1].max()) + float(eye[:, 1].min()))
+            y1 = min(y1, int(np.floor(halfway)))
         mask = np.zeros((size, size), np.float32)
         mask[max(y0, 0) : min(y1, size), max(x0, 0) : min(x1, size)] = 1.0
         if mask.sum() == 0:
@@ -210,6 +233,7 @@ class _Sample:
     z: np.ndarray
     excess: np.ndarray
     magnitude: float
+    moves: np.ndarray
 
 
 class FaceSpotter:
@@ -228,6 +252,7 @@ class FaceSpotter:
         self._face_width_px = 1.0
         self._warm_count = 1
         self._cooling_since: float | None = None
+        self._settled_since: float | None = None
         self._last_offset_frame = -1
         self._jacobian_ms = -math.inf
         self._xy: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
@@ -410,8 +435,9 @@ class FaceSpotter:
         z = excess / self._noise_mad if ready else excess
         signal = float(z.max())
         # approximate movement (frame pixels) of the region that moved most, as a fraction of the face width
-        moved_px = float(np.max(excess / self._region_gradient)) / scale if ready else 0.0
-        sample = _Sample(frame_index, t_ms, signal, z, excess, moved_px / self._face_width_px)
+        # approximate movement of each region (frame pixels over the face width)
+        moves = excess / (self._region_gradient * scale * self._face_width_px) if ready else np.zeros_like(e)
+        sample = _Sample(frame_index, t_ms, signal, z, excess, float(moves.max()), moves)
         self._history.append(sample)
         while self._history and t_ms - self._history[0].t_ms > opts.give_up_ms + 1000.0:
             self._history.popleft()
@@ -421,9 +447,16 @@ class FaceSpotter:
         apex_candidate = False
         apex_frame = -1
         if self._cooling_since is not None:
-            # after an event: wait for the signal to settle before learning or arming again
-            if signal < threshold:
-                self._cooling_since = None
+            # after an event: the reference follows the face quickly (the head may have drifted while it was
+            # frozen) until the signal has settled; only then learning and arming resume
+            alpha = 1.0 - math.exp(-dt / max(opts.settle_ms, 1e-6))
+            self._reference += alpha * (face - self._reference)
+            if signal >= threshold:
+                self._settled_since = None
+            elif self._settled_since is None:
+                self._settled_since = t_ms
+            if self._settled_since is not None and t_ms - self._settled_since >= opts.settle_hold_ms:
+                self._cooling_since = self._settled_since = None
             elif t_ms - self._cooling_since > opts.give_up_ms:
                 self._cooling_since = None
                 self._reference, self._jacobian = face.copy(), None
@@ -515,7 +548,14 @@ class FaceSpotter:
         while offset_pos > 0 and span[offset_pos].signal < level:
             offset_pos -= 1
         event_samples = span[: offset_pos + 1]
-        onset, offset = event_samples[0], event_samples[-1]
+        # the interval runs from the last still frame before the rise to the first still frame after the fall
+        # (the convention of the data sets' onset and offset frames): one frame more on each side
+        onset = (
+            history[onset_pos - 1]
+            if onset_pos > 0 and history[onset_pos - 1].frame_index > self._last_offset_frame
+            else event_samples[0]
+        )
+        offset = span[offset_pos + 1] if offset_pos + 1 < len(span) else event_samples[-1]
         self._last_offset_frame = frame_index
         apex = self._apex(event_samples)
         z_peak = np.max(np.stack([s.z for s in event_samples]), axis=0)
@@ -524,7 +564,9 @@ class FaceSpotter:
         activity = {name: round(float(v), 4) for name, v in zip(self._region_names, excess_peak, strict=True)}
         duration = offset.t_ms - onset.t_ms
         magnitude = max(s.magnitude for s in event_samples)
-        kind = self._kind(duration, excess_peak, magnitude, gave_up)
+        moves_peak = np.max(np.stack([s.moves for s in event_samples]), axis=0)
+        frame_ms = (offset.t_ms - onset.t_ms) / max(offset.frame_index - onset.frame_index, 1)
+        kind = self._kind(duration, excess_peak, magnitude, gave_up, frame_ms, moves_peak)
         return SpottedEvent(
             self.face_id,
             onset.frame_index,
@@ -556,19 +598,37 @@ class FaceSpotter:
                 i = int(np.clip(round(i + 0.5 * (a - c) / denom), 0, len(values) - 1))
         return samples[i]
 
-    def _kind(self, duration_ms: float, excess_peak: np.ndarray, magnitude: float, gave_up: bool) -> str:
+    def _kind(
+        self,
+        duration_ms: float,
+        excess_peak: np.ndarray,
+        magnitude: float,
+        gave_up: bool,
+        frame_ms: float = 0.0,
+        moves_peak: np.ndarray | None = None,
+    ) -> str:
         opts = self.options
-        if gave_up or duration_ms > opts.max_ms:
+        # durations are measured in whole frames: allow one frame period either way
+        if gave_up or duration_ms > opts.max_ms + frame_ms:
             return "macro"
-        if duration_ms < opts.min_ms:
+        if duration_ms < opts.min_ms - frame_ms:
             return "short"
         names = self._region_names
         positive = np.maximum(excess_peak, 0.0)
         top = float(positive.max()) or 1.0
-        eyes = [positive[names.index(n)] for n in EYE_REGIONS]
-        other = max(p for n, p in zip(names, positive, strict=True) if n not in EYE_REGIONS)
-        if max(eyes) >= top - 1e-9 and min(eyes) >= 0.5 * top and other < opts.blink_share * top:
-            return "blink"  # both eyes, nothing else of comparable size
+        eyes = np.array([positive[names.index(n)] for n in EYE_REGIONS])
+        brows = np.array([positive[names.index(n)] for n in BROW_REGIONS])
+        other = max(p for n, p in zip(names, positive, strict=True) if n not in EYE_REGIONS + BROW_REGIONS)
+        # a blink moves both eyes most; the skin between lid and brow moves with the lid, so the brows may
+        # follow, but less than the eye below them (a brow action moves the brow more than the lid)
+        if (
+            eyes.max() >= top - 1e-9
+            and eyes.min() >= 0.5 * top
+            and (brows < opts.blink_brow_share * eyes).all()
+            and other < opts.blink_share * top
+            and (moves_peak is None or min(moves_peak[names.index(n)] for n in EYE_REGIONS) >= opts.blink_movement)
+        ):
+            return "blink"
         if float((positive >= 0.5 * top).mean()) >= opts.global_fraction:
             return "global"
         if opts.macro_movement > 0 and magnitude > opts.macro_movement:
