@@ -56,11 +56,15 @@ weights: $(STAMP)
 	$(PY) -m training synth casme2 --out $(W)/casme2 --seed 12 --subjects 6 --per-class 2 --amplitude 1.5 --force
 	$(PY) -m training loso casme2 --root $(W)/casme2 --pretrained $(W)/ckplus.pt $(W_TRAIN) --epochs 15 \
 	    --out $(W)/loso --overwrite
+	$(PY) -m training loso casme2 --root $(W)/casme2 --pretrained $(W)/ckplus.pt $(W_TRAIN) --epochs 15 \
+	    --groups $(W)/casme2/subject_photos.json --out $(W)/loso-by-photo --overwrite
 	$(PY) -m training fit casme2 --root $(W)/casme2 --pretrained $(W)/ckplus.pt $(W_TRAIN) --epochs 15 \
 	    --loso-run $(W)/loso --out $(W)/casme2-synth.pt
 	$(PY) -m export --checkpoint $(W)/casme2-synth.pt --output weights/casme2-synth-$(W_SIZE).onnx --fp16
 	mkdir -p weights/casme2-synth-loso
 	cp $(W)/loso/report.* $(W)/loso/*.png weights/casme2-synth-loso/
+	mkdir -p weights/casme2-synth-loso-by-photo
+	cp $(W)/loso-by-photo/report.* $(W)/loso-by-photo/*.png weights/casme2-synth-loso-by-photo/
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_bench.py

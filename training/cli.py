@@ -218,10 +218,37 @@ def configure_loso(parser: argparse.ArgumentParser) -> None:
         help="run only these folds (subject names as in the summary), e.g. to split work",
     )
     parser.add_argument(
+        "--groups",
+        type=Path,
+        metavar="FILE.json",
+        help="leave one GROUP out instead: a JSON object mapping every subject to a group name (e.g. the "
+        "subject_photos.json that `synth` writes: generated subjects made from one photograph form a group, "
+        "so no face is seen in training and test); the report's subjects are then the groups",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="replace a run folder that holds a different configuration"
     )
     _add_training_arguments(parser)
     _add_ray_arguments(parser)
+
+
+def read_groups(groups_file: Path, subjects: Sequence[str]) -> dict[str, str]:
+    """The subject → group mapping of ``--groups``, checked against the data set's ``subjects``. Every
+    subject must have a group: a sample silently left out would change the protocol."""
+    try:
+        mapping = json.loads(Path(groups_file).read_text())
+    except FileNotFoundError:
+        raise UserInputError(f"--groups {groups_file}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"--groups {groups_file}: not valid JSON ({exc})") from None
+    if not isinstance(mapping, dict) or not all(isinstance(v, str) and v for v in mapping.values()):
+        raise UserInputError(f"--groups {groups_file}: expected a JSON object of subject -> group name")
+    missing = sorted(set(subjects) - set(mapping))
+    if missing:
+        raise UserInputError(f"--groups {groups_file}: no group for subjects {', '.join(missing[:10])}")
+    if len({mapping[s] for s in subjects}) < 2:
+        raise UserInputError(f"--groups {groups_file}: leaving one group out needs at least two groups")
+    return {s: mapping[s] for s in subjects}
 
 
 def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
@@ -280,7 +307,11 @@ def run_loso_command(args: argparse.Namespace) -> int:
 
     runner = _fold_runner(args)  # bad Ray arguments are refused before the crops are made
     index = _read(args)
+    groups = read_groups(args.groups, index.subjects) if args.groups is not None else None
     crop_set, settings = _crops(args, index)
+    if groups is not None:  # folds then hold out a whole group
+        crop_set = dataclasses.replace(crop_set, subjects=tuple(groups[s] for s in crop_set.subjects))
+        print(f"folds by group ({args.groups}): {', '.join(sorted(set(groups.values())))}", file=sys.stderr)
     report = run_loso(
         crop_set,
         _train_config(args),

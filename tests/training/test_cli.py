@@ -89,6 +89,33 @@ def test_fit_refuses_a_loso_run_of_another_configuration(casme2_root, loso_run, 
     assert err.startswith("error:") and "epochs" in err and not (tmp_path / "m.pt").exists()
 
 
+def test_loso_by_group_holds_out_every_subject_of_a_photo_together(casme2_root, loso_run, tmp_path):
+    _, cache, _ = loso_run
+    photos = json.loads((casme2_root / "subject_photos.json").read_text())
+    assert set(photos) == {f"sub{i:02d}" for i in range(1, 6)} and set(photos.values()) == {
+        "grace_hopper",
+        "astronaut",
+    }
+    out = tmp_path / "by-photo"
+    argv = ["loso", "casme2", "--root", str(casme2_root), "--out", str(out), "--cache-dir", str(cache)]
+    options = [o if o != "12" else "2" for o in LOSO_OPTIONS]
+    assert main([*argv, "--groups", str(casme2_root / "subject_photos.json"), *options]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_subjects"] == 2 and {p["subject"] for p in report["predictions"]} == set(photos.values())
+    for prediction in report["predictions"]:  # every clip is predicted by the fold of its own photo
+        assert prediction["subject"] == photos[prediction["sample"].split("/")[0]]
+
+
+def test_groups_that_miss_a_subject_are_refused(casme2_root, loso_run, tmp_path, capsys):
+    _, cache, _ = loso_run
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps({"sub01": "a", "sub02": "b"}))
+    argv = ["loso", "casme2", "--root", str(casme2_root), "--out", str(tmp_path / "r"), "--cache-dir", str(cache)]
+    assert main([*argv, "--groups", str(groups), *LOSO_OPTIONS]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "sub03" in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [

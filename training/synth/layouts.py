@@ -40,6 +40,7 @@ from training.synth.faces import (
     render_expression_clip,
 )
 
+SUBJECT_PHOTOS_NAME = "subject_photos.json"
 MANIFEST_NAME = "synth_manifest.json"
 CASME2_RAW_FOLDER = "CASME2_RAW_selected"
 CASME2_CROPPED_FOLDER = "CASME2_Cropped"
@@ -205,8 +206,18 @@ class SynthManifest:
             "samples": [s.to_dict() for s in self.samples],
         }
 
+    def subject_photos(self) -> dict[str, str]:
+        """Each subject's source photograph (file stem): the groups of a leave-one-photo-out evaluation."""
+        photos: dict[str, str] = {}
+        for sample in self.samples:
+            if sample.photo:
+                photos.setdefault(sample.subject, Path(sample.photo).stem)
+        return dict(sorted(photos.items()))
+
     def write(self) -> Path:
+        """Write ``synth_manifest.json`` and, beside it, ``subject_photos.json`` (``loso --groups``)."""
         self.path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        (self.out / SUBJECT_PHOTOS_NAME).write_text(json.dumps(self.subject_photos(), indent=1) + "\n")
         return self.path
 
     @classmethod
