@@ -482,3 +482,39 @@ def test_a_stream_that_breaks_mid_way_ends_with_the_events_kept(tmp_path, live_c
     assert dropped, out
     if int(dropped.group(1)) == 0:  # with frames dropped (a machine loaded by other work) the apex may move
         assert abs(kept[0]["apex_frame"] - true.apex_frame) <= 1
+
+
+# -- several faces: each its own id, buffer and events ------------------------------------------------------
+
+TWO_FACES = ClipSpec(
+    fps=30.0,
+    duration_ms=5000.0,
+    size=(560, 260),
+    face_width_px=110.0,
+    photo="grace_hopper",
+    motions=(micro("smile", 1200.0, 300.0, 2.0), blink(3000.0, 200.0)),
+    second_photo="astronaut",
+    second_motions=(micro("brow_raise", 2400.0, 300.0, 2.0),),
+    noise_sigma=1.5,
+    seed=5,
+)
+
+
+def test_two_faces_keep_their_ids_and_each_gets_its_own_events(tmp_path, capsys, tiny_onnx_model):
+    clip = write(TWO_FACES, tmp_path / "two.avi")
+    events, table = tmp_path / "events.jsonl", tmp_path / "frames.csv"
+    argv = ["--source", clip, "--model", tiny_onnx_model, "--no-display", "--max-faces", "2"]
+    code, _, err = run_main(capsys, *argv, "--events", events, "--csv", table)
+    assert code == 0, err
+    with table.open() as handle:
+        rows = list(csv.DictReader(handle))
+    # both faces on every frame, always under the same two ids
+    assert {r["face_id"] for r in rows} == {"0", "1"}
+    assert len(rows) == 2 * TWO_FACES.n_frames
+    found = load_events(events)
+    assert len(found) == 2, found  # the blink of the first face is no micro-expression
+    by_time = sorted(found, key=lambda e: e["apex_frame"])
+    truths = sorted([*TWO_FACES.truth(), *TWO_FACES.truth(second=True)], key=lambda t: t.apex_frame)
+    for event, true in zip(by_time, truths, strict=True):
+        assert iou(event, true) >= 0.5 and abs(event["apex_frame"] - true.apex_frame) <= 1
+    assert by_time[0]["face"] != by_time[1]["face"]  # the smile and the brow raise are on different faces
