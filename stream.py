@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         info.trained_on(),
         provider,
     )
-    source = open_source(args.source, CaptureOptions(fps=args.fps, stall_s=args.stall_timeout))
+    source = open_source(args.source, CaptureOptions(fps=args.fps, stall_s=args.stall_timeout, read_ahead=16))
     outputs = Outputs()
     pipeline = None
     try:

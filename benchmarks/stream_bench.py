@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from realtime.capture import LiveSource, RecordedSource  # noqa: E402
+from realtime.capture import CaptureOptions, LiveSource, open_source  # noqa: E402
 from realtime.classify import Classifier, ClassifierOptions  # noqa: E402
 from realtime.pipeline import Pipeline, StageTimes  # noqa: E402
 from tests.realtime.clips import ClipSpec, blink, macro, make_tiny_model, micro, write  # noqa: E402
@@ -70,7 +70,7 @@ def decode_fps(path: Path) -> float:
 
 
 def pipeline_fps(path: Path, classifier: Classifier) -> tuple[float, dict[str, float], Pipeline]:
-    source = RecordedSource(cv2.VideoCapture(str(path)))
+    source = open_source(str(path), CaptureOptions(live=False, read_ahead=16))  # what stream.py opens
     pipeline, times = Pipeline(classifier=classifier), StageTimes()
     start = time.perf_counter()
     while True:

@@ -268,7 +268,7 @@ def process_recorded(
     from realtime.tracking import TrackingOptions
 
     folder = Path(folder)
-    source = open_source(str(source_path), CaptureOptions(fps=options.fps, live=False))
+    source = open_source(str(source_path), CaptureOptions(fps=options.fps, live=False, read_ahead=16))
     outputs = Outputs()
     pipeline = None
     recorder = ReportRecorder()

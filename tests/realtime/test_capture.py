@@ -14,6 +14,7 @@ from realtime.capture import (
     CaptureOptions,
     FolderSource,
     LiveSource,
+    ReadAheadSource,
     RecordedSource,
     check_source,
     natural_key,
@@ -186,3 +187,45 @@ def test_nothing_is_read_before_the_first_read_call():
     assert [f.index for f in source] == [0, 1, 2, 3, 4] or source.dropped > 0
     source.close()
     assert capture.released
+
+
+@pytest.mark.parametrize("depth", [1, 4, 64])
+def test_read_ahead_gives_the_same_frames_in_order_and_counts_the_broken_ones(depth):
+    images = [np.full((6, 8, 3), i, np.uint8) for i in range(40)]
+    images[7] = None  # a broken frame inside the video
+    plain = list(RecordedSource(ArrayCapture(list(images)), fps=25))
+
+    def plain_source_corrupt(frames) -> int:
+        source = RecordedSource(ArrayCapture(list(frames)), fps=25)
+        list(source)
+        return source.corrupt
+
+    ahead = ReadAheadSource(RecordedSource(ArrayCapture(list(images)), fps=25), depth)
+    frames = list(ahead)
+    assert [(f.index, f.t_ms) for f in frames] == [(f.index, f.t_ms) for f in plain]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, plain, strict=True))
+    assert ahead.read() is None and ahead.fps == 25 and ahead.size == (8, 6)
+    assert len(frames) == 39 and ahead.corrupt == plain_source_corrupt(images) == 1
+
+
+def test_read_ahead_stops_early_without_hanging_and_raises_the_decoders_error():
+    source = ReadAheadSource(RecordedSource(ArrayCapture([np.zeros((4, 4, 3), np.uint8)] * 500), fps=30), 4)
+    assert source.read() is not None
+    started = time.perf_counter()
+    source.close()  # the thread is blocked on a full queue: close must wake and end it
+    assert time.perf_counter() - started < 2.0 and not source._thread.is_alive()
+
+    class Failing(ArrayCapture):
+        def read(self):
+            raise RuntimeError("decoder exploded")
+
+    with pytest.raises(RuntimeError, match="decoder exploded"):
+        ReadAheadSource(RecordedSource(Failing([]), fps=30)).read()
+
+
+def test_stream_opens_recorded_files_with_read_ahead(tmp_path):
+    clip = write(ClipSpec(fps=30.0, duration_ms=300.0), tmp_path / "c.avi")
+    source = open_source(str(clip), CaptureOptions(read_ahead=8))
+    assert isinstance(source, ReadAheadSource) and not source.live
+    assert [f.index for f in source] == list(range(9)) and source.description == str(clip)
+    source.close()
