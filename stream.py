@@ -306,7 +306,7 @@ def _summary(args, source, pipeline, times, elapsed, first_frame_s, interrupted)
         flush=True,
     )
     if args.benchmark:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        peak_mb = peak_rss_mb()
         latency = pipeline.latencies_ms
         worst = f"{max(latency):.1f}" if latency else "n/a"
         total_ms = sum(stages.values())
@@ -317,6 +317,19 @@ def _summary(args, source, pipeline, times, elapsed, first_frame_s, interrupted)
             f"face detections {pipeline.tracker.detections}, torch loaded: {'torch' in sys.modules}",
             flush=True,
         )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's /proc VmHWM belongs to the running program; getrusage's
+    maxrss survives exec, so under a large parent (a benchmark that imported torch) it would report the
+    parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
