@@ -66,8 +66,12 @@ weights: $(STAMP)
 	mkdir -p weights/casme2-synth-loso-by-photo
 	cp $(W)/loso-by-photo/report.* $(W)/loso-by-photo/*.png weights/casme2-synth-loso-by-photo/
 
+# Speed and accuracy figures (minutes; run on an otherwise idle machine: they measure it)
 bench: $(STAMP)
 	$(PY) benchmarks/train_bench.py
+	$(PY) benchmarks/stream_bench.py
+	$(PY) benchmarks/spotting_bench.py
+	$(PY) benchmarks/batch_bench.py
 
 clean:
 	rm -rf $(DEMO) runs .pytest_cache .ruff_cache
