@@ -669,17 +669,22 @@ def run(args: argparse.Namespace) -> int:
 
             _STOP.clear()
             previous = {s: signal.signal(s, _on_stop_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+            t1 = time.perf_counter()
             try:
                 run_jobs(ray, pool, jobs, on_done)
             except (KeyboardInterrupt, _Terminated):
                 interrupted = True
             finally:
+                # the first video handed out to the last result back: what the workers' videos took
+                timing["processing_s"] = time.perf_counter() - t1
                 for number, handler in previous.items():
                     signal.signal(number, handler)
                 bar.close()
         finally:
+            t2 = time.perf_counter()
             ray.shutdown()
             _stop_watchdog(watchdog)
+            timing["ray_stop_s"] = time.perf_counter() - t2
     timing["wall_s"] = time.perf_counter() - started
     meta.update({k: round(v, 3) for k, v in timing.items()}, interrupted=interrupted)
     done_rows = {r["input"] for r in rows}

@@ -70,6 +70,7 @@ def process_job(job: dict, classifier, landmarker, provider: str, worker: str = 
     from realtime.tracking import FaceTracker, TrackingOptions
 
     started = time.perf_counter()
+    cpu_started = time.process_time()  # every thread of this process (the decoder's too): one video at a time
     source = Path(job["input"])
     folder = Path(job["folder"])
     folder.mkdir(parents=True, exist_ok=True)
@@ -105,6 +106,7 @@ def process_job(job: dict, classifier, landmarker, provider: str, worker: str = 
                     (folder / name).unlink()
         _fsync_dir(folder)
         wall_s = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_started
         summary = {
             "status": "done",
             "input": job["input"],
@@ -120,6 +122,7 @@ def process_job(job: dict, classifier, landmarker, provider: str, worker: str = 
             "stage_ms": {k: round(v, 3) for k, v in stats.times.mean().items()},
             "processing_fps": round(stats.frames / stats.elapsed_s, 1) if stats.elapsed_s > 0 else 0.0,
             "wall_s": round(wall_s, 3),
+            "cpu_s": round(cpu_s, 3),  # CPU seconds of all its threads: cpu_s / wall_s is the cores it kept busy
             "provider": provider,
             "worker": worker,
             "model": job["model"],
