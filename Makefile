@@ -29,13 +29,13 @@ test: lint
 
 # The recognizer on a generated clip (a real face photo with micro-expressions, blinks, a macro expression,
 # head and lighting drift; ground truth in demo/videos/clip01.json) with the default weights in weights/:
-# an annotated video, the events (JSONL) and a row per frame (CSV).
+# an annotated video, the events (JSONL), a row per frame (CSV) and a page to look at (HTML).
 DEMO_CLIP := $(DEMO)/videos/clip01.mp4
 demo: $(STAMP)
 	@test -f $(DEMO_CLIP) || $(PY) -m training synth videos --out $(DEMO)/videos --clips 1 --seed 0 --force
 	$(PY) stream.py --source $(DEMO_CLIP) --no-display --output $(DEMO)/annotated.mp4 \
-	    --events $(DEMO)/events.jsonl --csv $(DEMO)/frames.csv
-	@echo "ground truth: $(DEMO)/videos/clip01.json; annotated video: $(DEMO)/annotated.mp4"
+	    --events $(DEMO)/events.jsonl --csv $(DEMO)/frames.csv --report
+	@echo "ground truth: $(DEMO)/videos/clip01.json; annotated video: $(DEMO)/annotated.mp4; page: $(DEMO)/events.html"
 
 # The training pipeline end to end on generated data: CASME II-layout clips made from real face photos,
 # summarised, then a short LOSO run with a report.
