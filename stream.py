@@ -21,6 +21,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from realtime.arguments import OneLineErrorParser, positive_float, positive_int
+
 STARTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parent
 WEIGHTS = ROOT / "weights"
@@ -66,33 +68,8 @@ keys: q or Esc quits (the outputs are closed properly). Exit codes: 0 done, 2 ba
 log = logging.getLogger("microexpr")
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse's default prints the whole usage first)
-        self.exit(2, f"error: {message} (see python stream.py --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog="python stream.py",
         description=DESCRIPTION,
         epilog=EPILOG,

@@ -25,6 +25,7 @@ from export.options import (
     ExportOptions,
     ParityError,
 )
+from realtime.arguments import OneLineErrorParser
 from realtime.errors import UserInputError
 
 DESCRIPTION = """\
@@ -61,16 +62,9 @@ examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line (``error: ...``) instead of usage + message."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(EXIT_USER_ERROR, f"error: {message} (see {self.prog} --help)\n")
-
-
 def get_args_parser() -> argparse.ArgumentParser:
     """The command's arguments (``python -m export --help``)."""
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog="python -m export",
         description=DESCRIPTION,
         epilog=EPILOG,

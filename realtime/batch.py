@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from realtime.arguments import OneLineErrorParser, positive_float, positive_int
 from realtime.batch_worker import FAILED_FILE, FORMAT_VERSION, SUMMARY_FILE, write_json_atomic
 from realtime.errors import UserInputError
 
@@ -125,33 +126,8 @@ exit codes: 0 every video done or skipped, 1 some failed (see batch.csv), 2 bad 
 """
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2
-        self.exit(2, f"error: {message} (see python -m realtime.batch --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineErrorParser(
         prog="python -m realtime.batch",
         description=DESCRIPTION,
         epilog=EPILOG,
