@@ -123,6 +123,7 @@ def test_groups_that_miss_a_subject_are_refused(casme2_root, loso_run, tmp_path,
         (["summary", "samm", "--root", "{root}"], "SAMM"),
         (["summary", "casme2", "--root", "{root}", "--protocol", "9class"], "9class"),
         (["summary", "casme2", "--root", "{root}", "--coding", "/nonexistent/sheet.xlsx"], "sheet.xlsx"),
+        (["loso", "casme2", "--root", "{root}", "--out", "{root}/run", "--threads", "0"], "--threads"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(casme2_root, argv, needle):
