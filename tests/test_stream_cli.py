@@ -518,3 +518,26 @@ def test_two_faces_keep_their_ids_and_each_gets_its_own_events(tmp_path, capsys,
     for event, true in zip(by_time, truths, strict=True):
         assert iou(event, true) >= 0.5 and abs(event["apex_frame"] - true.apex_frame) <= 1
     assert by_time[0]["face"] != by_time[1]["face"]  # the smile and the brow raise are on different faces
+
+
+# -- the product generator's clips (training.synth videos): what `make demo` runs ----------------------------
+
+
+@pytest.mark.parametrize("fps", [30.0, 60.0])
+def test_generated_videos_events_match_their_ground_truth(tmp_path, capsys, tiny_onnx_model, fps):
+    from training.synth.videos import write_videos
+
+    write_videos(tmp_path / "clips", seed=4, n_clips=1, fps=fps, frame_size=(480, 360), photos=None)
+    truth = json.loads((tmp_path / "clips" / "clip01.json").read_text())
+    clip = next((tmp_path / "clips").glob("clip01.*[!n]"))  # the video beside its .json
+    events = tmp_path / "events.jsonl"
+    code, _, err = run_main(capsys, "--source", clip, "--model", tiny_onnx_model, "--no-display", "--events", events)
+    assert code == 0, err
+    found = load_events(events)
+    micros = [e for e in truth["events"] if e["kind"] == "micro"]
+    assert micros and any(e["kind"] != "micro" for e in truth["events"])  # distractors are in the clip
+    assert len(found) == len(micros), (found, truth["events"])
+    for event, true in zip(sorted(found, key=lambda e: e["apex_frame"]), micros, strict=True):
+        overlap = min(event["offset_frame"], true["offset_frame"]) - max(event["onset_frame"], true["onset_frame"]) + 1
+        union = (event["offset_frame"] - event["onset_frame"] + 1) + (true["offset_frame"] - true["onset_frame"] + 1)
+        assert overlap / (union - overlap) >= 0.5 and abs(event["apex_frame"] - true["apex_frame"]) <= 1

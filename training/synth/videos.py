@@ -78,7 +78,7 @@ MACRO_MS = (800.0, 2000.0)
 MACRO_PEAK_IOD = (MACRO_SCALE * 0.04, MACRO_SCALE * 0.06)
 BLINK_MS = (150.0, 350.0)
 BLINK_CLOSURE = 0.9  # requested closure; the fold-free warp achieves about 60 % (recorded per blink)
-LEAD_MS = (1000.0, 1500.0)  # a still start: a spotter needs a neutral face to compare with
+LEAD_MS = (1500.0, 2000.0)  # a still start: a spotter needs a neutral face to compare with (ours: ~1.2 s)
 GAP_MS = (500.0, 1000.0)
 TAIL_MS = 300.0
 
