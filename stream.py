@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from realtime.arguments import OneLineErrorParser, positive_float, positive_int
+from realtime.arguments import OneLineErrorParser, positive_float, positive_int, run_reporting_errors
 
 STARTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parent
@@ -316,22 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     log.propagate = False
-    from realtime.errors import UserInputError
-
-    try:
-        return run(args)
-    except UserInputError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 2
-    except Exception as error:  # a bug, not the user's fault: one line unless asked for the traceback
-        if os.environ.get("MICROEXPR_DEBUG"):
-            raise
-        print(
-            f"error: unexpected {type(error).__name__}: {error} (set MICROEXPR_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-            flush=True,
-        )
-        return 1
+    return run_reporting_errors(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """Command-line pieces the project's commands share (``stream.py``, ``python -m realtime.batch``,
-``python -m export``): argparse types for positive numbers and a parser whose errors are one line."""
+``python -m export``): argparse types for positive numbers, a parser whose errors are one line, and the
+error reporting around a command's work."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
+from collections.abc import Callable
 
 EXIT_BAD_INPUT = 2
 
@@ -37,3 +41,25 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+def run_reporting_errors(work: Callable[[], int]) -> int:
+    """Run a command's ``work``: bad input (:class:`realtime.errors.UserInputError`) becomes one
+    ``error:`` line and exit code 2; any other exception is a bug, reported on one line with exit code 1
+    (``MICROEXPR_DEBUG=1`` lets it raise, with its traceback)."""
+    from realtime.errors import UserInputError
+
+    try:
+        return work()
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    except Exception as error:  # a bug, not the user's fault: one line unless asked for the traceback
+        if os.environ.get("MICROEXPR_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(error).__name__}: {error} (set MICROEXPR_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1

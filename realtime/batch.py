@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from realtime.arguments import OneLineErrorParser, positive_float, positive_int
+from realtime.arguments import OneLineErrorParser, positive_float, positive_int, run_reporting_errors
 from realtime.batch_worker import FAILED_FILE, FORMAT_VERSION, SUMMARY_FILE, write_json_atomic
 from realtime.errors import UserInputError
 
@@ -691,20 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.handlers[:] = [handler] if name == "microexpr" else []
         logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
         logger.propagate = name != "microexpr"
-    try:
-        return run(args)
-    except UserInputError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 2
-    except Exception as error:  # a bug, not the user's fault
-        if os.environ.get("MICROEXPR_DEBUG"):
-            raise
-        print(
-            f"error: unexpected {type(error).__name__}: {error} (set MICROEXPR_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-            flush=True,
-        )
-        return 1
+    return run_reporting_errors(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -124,3 +124,16 @@ class FaceLandmarker:
         gray = to_gray(image)
         shape = self._predictor(gray, dlib.rectangle(box.left, box.top, box.right, box.bottom))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+class LazyLandmarker:
+    """Hands out the given landmarker, or creates dlib's on first use: loading the model takes about a
+    second, and a fully cached data set or an apex read from the sheet never needs it."""
+
+    def __init__(self, landmarker: FaceLandmarker | None = None) -> None:
+        self._landmarker = landmarker
+
+    def get(self) -> FaceLandmarker:
+        if self._landmarker is None:
+            self._landmarker = FaceLandmarker()
+        return self._landmarker

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from realtime.align import AlignmentSettings, align_largest_face
 from realtime.errors import UserInputError
-from realtime.landmarks import FaceLandmarker
+from realtime.landmarks import FaceLandmarker, LazyLandmarker
 from training.datasets.base import DatasetIndex
 
 CACHE_FORMAT = "crop-v1"  # bump when the stored crop's meaning changes
@@ -120,18 +120,6 @@ def decode_image(image_bytes: bytes, path: Path) -> np.ndarray:
     if image is None:
         raise UserInputError(f"cannot read image {path}: not a decodable image file")
     return image
-
-
-class LazyLandmarker:
-    """Creates the dlib landmarker on first use, so a fully cached dataset never loads dlib's model."""
-
-    def __init__(self, landmarker: FaceLandmarker | None = None) -> None:
-        self._landmarker = landmarker
-
-    def get(self) -> FaceLandmarker:
-        if self._landmarker is None:
-            self._landmarker = FaceLandmarker()
-        return self._landmarker
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realtime.errors import UserInputError
-from realtime.landmarks import FaceLandmarker
+from realtime.landmarks import FaceLandmarker, LazyLandmarker
 from training.datasets.base import (
     CASME2_LABELS,
     PROTOCOLS,
@@ -53,19 +53,6 @@ CASME2_SHEET_PATTERN = r"^(?!.*samm).*coding"  # CASME2-coding-20140508.xlsx, â€
 
 
 # --- the spotter, created only when an apex has to be chosen -------------------------------------------------
-
-
-class LazyLandmarker:
-    """Hands out the given landmarker, or creates dlib's on first use (loading it takes about a second and
-    most reads never need it)."""
-
-    def __init__(self, landmarker: FaceLandmarker | None = None) -> None:
-        self._landmarker = landmarker
-
-    def get(self) -> FaceLandmarker:
-        if self._landmarker is None:
-            self._landmarker = FaceLandmarker()
-        return self._landmarker
 
 
 def _apex_cache_key(paths: Sequence[Path]) -> dict:

@@ -14,13 +14,12 @@ import re
 from pathlib import Path
 
 from realtime.errors import UserInputError
-from realtime.landmarks import FaceLandmarker
+from realtime.landmarks import FaceLandmarker, LazyLandmarker
 from training.datasets.base import SAMM_LABELS, DatasetIndex, protocol_classes, resolve_protocol
 from training.datasets.casme2 import (
     CODED_CLIP_COLUMNS,
     OPTIONAL_COLUMNS,
     ClipLayout,
-    LazyLandmarker,
     read_coded_clips,
     subject_folders,
 )
