@@ -44,6 +44,7 @@ from torch import nn
 from export.options import ExportOptions, ExportReport, ParityError, ParityResult
 from realtime.align import AlignmentSettings, align_largest_face
 from realtime.errors import UserInputError
+from realtime.files import atomic_path
 from realtime.landmarks import FaceLandmarker
 from training.engine import ARCH_NAME, load_checkpoint
 from training.model import ATTENTION_VARIANTS
@@ -387,8 +388,7 @@ def export_checkpoint(
     if size != facts.image_size:
         say(f"warning: exporting at {size} px; accuracy is only known at the trained {facts.image_size} px")
 
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(output) as tmp:  # output appears only once it has passed every check below
         precision = "fp16 (float32 input/output)" if options.fp16 else "fp32"
         batch = "dynamic batch" if options.dynamic_batch else "batch 1"
         say(f"exporting: opset {options.opset}, {precision}, {batch}, input 3×{size}×{size}")
@@ -429,9 +429,6 @@ def export_checkpoint(
         )
         _set_metadata(proto, metadata)
         onnx.save(proto, str(tmp))
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
 
     sidecar = output.with_name(output.name + ".json")
     report = ExportReport(

@@ -34,6 +34,7 @@ from pathlib import Path
 from realtime.arguments import OneLineErrorParser, positive_float, positive_int, run_reporting_errors
 from realtime.batch_worker import FAILED_FILE, FORMAT_VERSION, SUMMARY_FILE, write_json_atomic
 from realtime.errors import UserInputError
+from realtime.files import atomic_open, file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights"
@@ -234,14 +235,6 @@ def stable_name(path: Path) -> str:
     return f"{stem[:60]}-{hashlib.sha1(str(path).encode('utf-8')).hexdigest()[:8]}"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _input_stat(path: Path) -> tuple[int, int] | None:
     """(size, mtime in ns) of a video; for a frame folder, the total size and the newest mtime."""
     try:
@@ -434,8 +427,7 @@ def write_batch_files(out: Path, rows: list[dict], meta: dict) -> list[dict]:
     table = [_table_row(r) for r in sorted(rows, key=lambda r: r["index"])]
     write_json_atomic(out / "batch.json", {**meta, "videos": table})
     labels = sorted({label for r in table for label in r["events_per_label"]})
-    tmp = out / f".batch.csv.{os.getpid()}.tmp"
-    with tmp.open("w", encoding="utf-8", newline="") as handle:
+    with atomic_open(out / "batch.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         columns = [c for c in BATCH_COLUMNS if c != "events_per_label"]
         head = columns[: columns.index("events") + 1] + [f"events_{label}" for label in labels]
@@ -445,7 +437,6 @@ def write_batch_files(out: Path, rows: list[dict], meta: dict) -> list[dict]:
             cut = columns.index("events") + 1
             per = [r["events_per_label"].get(label, 0) if r["status"] != "failed" else "" for label in labels]
             writer.writerow(values[:cut] + per + values[cut:])
-    os.replace(tmp, out / "batch.csv")
     return table
 
 

@@ -21,6 +21,8 @@ import time
 import uuid
 from pathlib import Path
 
+from realtime.files import atomic_write_text, fsync_folder
+
 SUMMARY_FILE = "summary.json"
 FAILED_FILE = "failed.json"  # a video that failed for a reason of its own (unreadable, no face), with its key
 PARTIAL_PREFIX = ".partial-"
@@ -28,24 +30,8 @@ FORMAT_VERSION = 1
 
 
 def write_json_atomic(path: Path, data) -> None:
-    """``data`` as JSON at ``path``: written to a temporary file, synced, then renamed over ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, ensure_ascii=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """``data`` as JSON at ``path``, written whole or not at all (the rule of :mod:`realtime.files`)."""
+    atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def _failed(job: dict, reason: str, started: float, remember: bool = True, **extra) -> dict:
@@ -104,7 +90,7 @@ def process_job(job: dict, classifier, landmarker, provider: str, worker: str = 
             else:  # left from an earlier run with other settings
                 with contextlib.suppress(FileNotFoundError):
                     (folder / name).unlink()
-        _fsync_dir(folder)
+        fsync_folder(folder)
         wall_s = time.perf_counter() - started
         cpu_s = time.process_time() - cpu_started
         summary = {
@@ -134,7 +120,7 @@ def process_job(job: dict, classifier, landmarker, provider: str, worker: str = 
             "key_digest": job["key_digest"],
         }
         write_json_atomic(folder / SUMMARY_FILE, summary)  # last: the folder is finished
-        _fsync_dir(folder)
+        fsync_folder(folder)
         return summary
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from realtime.files import atomic_write_text
 
 PALETTE = ("#e4572e", "#2e86ab", "#a23b72", "#f1a208", "#3bb273", "#7768ae", "#d1495b", "#00798c", "#8d6a9f")
 REJECTED_FILL = "#9aa5b1"
@@ -387,10 +388,7 @@ def write_report(path: Path | str, videos: list[VideoReport], title: str = "micr
     """Render and write atomically (a temporary file renamed over ``path``). Returns the path."""
     path = Path(path)
     text = render(videos, title, subtitle)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text)
 
 
 def load_events(path: Path) -> list[dict]:

@@ -38,6 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 from realtime.errors import UserInputError
+from realtime.files import atomic_path, file_sha256
 from training import metrics
 from training.losses import LOSSES, build_loss, inverse_frequency_alpha
 from training.model import ATTENTION_VARIANTS, attention_resnet18, load_backbone_weights
@@ -225,15 +226,6 @@ def environment_versions() -> dict[str, str | None]:
         "cuda": None if torch.version.cuda is None else str(torch.version.cuda),
         "platform": sys.platform,
     }
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's content (identifies pretrained weights whatever their path)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- images on the device ----------------------------------------------------------------------------------
@@ -705,9 +697,8 @@ def save_checkpoint(
         payload.update(to_jsonable(dict(extra)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

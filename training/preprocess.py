@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from realtime.align import AlignmentSettings, align_largest_face
 from realtime.errors import UserInputError
+from realtime.files import atomic_write_bytes
 from realtime.landmarks import FaceLandmarker, LazyLandmarker
 from training.datasets.base import DatasetIndex
 
@@ -96,14 +97,8 @@ class CropCache:
         ok, encoded = cv2.imencode(".png", image)
         if not ok:
             raise RuntimeError(f"could not encode a crop for the cache at {image_path}")
-        _write_atomic(image_path, encoded.tobytes())
-        _write_atomic(meta_path, json.dumps(meta).encode())
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+        atomic_write_bytes(image_path, encoded.tobytes())
+        atomic_write_bytes(meta_path, json.dumps(meta).encode())
 
 
 def default_cache_dir() -> Path:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from realtime.files import atomic_path, atomic_write_text
 from training.report_html import figure_bytes, format_html, paper_line, plot_folds
 
 
@@ -40,12 +40,10 @@ def to_jsonable(value: Any) -> Any:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    """Write ``text`` to ``path`` (its folder created) whole or not at all: the rule of :mod:`realtime.files`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -160,10 +158,8 @@ def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], path: Pa
         figure.colorbar(image, ax=axis, shrink=0.8)
     if title:
         figure.suptitle(title)
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    figure.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=120)
 
 
 def write_report(report: Mapping[str, Any], out_dir: Path) -> None:

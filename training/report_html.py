@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from realtime.files import atomic_path
 
 # What the paper reports for its method (Xu, Zheng, Yang 2021, Table 3: dual attention + focal loss + CK+
 # transfer; CASME II, 5 classes, leave one subject out). The same figures as row 6 of training.ablation.
@@ -119,10 +120,8 @@ def plot_folds(report: Mapping[str, Any], path: Path) -> bool:
     axis.grid(axis="y", color="#DDDDDD", zorder=0)
     axis.spines[["top", "right"]].set_visible(False)
     axis.legend(loc="upper right", fontsize=8, frameon=False, ncols=2)
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    figure.savefig(tmp, dpi=FIGURE_DPI)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=FIGURE_DPI)
     return True
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from realtime.errors import UserInputError
+from realtime.files import atomic_write_text
 from realtime.landmarks import FaceLandmarker, LazyLandmarker
 from training.datasets.base import (
     CASME2_LABELS,
@@ -90,9 +90,7 @@ def spot_apex(paths: Sequence[Path], landmarker: LazyLandmarker, cache_dir: Path
         entry = {"key": key, "index": choice.index, "frame": paths[choice.index].name, "curve": choice.curve}
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            temporary = cache_file.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(entry))
-            os.replace(temporary, cache_file)
+            atomic_write_text(cache_file, json.dumps(entry))
         except OSError as error:
             raise UserInputError(f"cannot write the apex cache {cache_file}: {error.strerror or error}") from None
     return choice.index
