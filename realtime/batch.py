@@ -34,7 +34,7 @@ from pathlib import Path
 from realtime.arguments import OneLineErrorParser, positive_float, positive_int, run_reporting_errors
 from realtime.batch_worker import FAILED_FILE, FORMAT_VERSION, SUMMARY_FILE, write_json_atomic
 from realtime.errors import UserInputError
-from realtime.files import atomic_open, file_sha256
+from realtime.files import IMAGE_SUFFIXES, atomic_open, file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights"
@@ -54,7 +54,6 @@ VIDEO_SUFFIXES = (
     ".3gp",
 )
 LIST_SUFFIXES = (".txt", ".lst", ".list")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 MAX_ATTEMPTS = 3  # a video whose worker dies this many times is recorded as failed
 BATCH_COLUMNS = (
     "input",

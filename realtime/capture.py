@@ -33,8 +33,8 @@ import cv2
 import numpy as np
 
 from realtime.errors import UserInputError
+from realtime.files import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "tcp://", "udp://", "srt://")
 DEFAULT_FPS = 30.0
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "atomic_open",
     "atomic_path",
     "atomic_write_bytes",
@@ -33,6 +34,13 @@ __all__ = [
     "fsync_folder",
     "temporary_sibling",
 ]
+
+# The still-image files every reader of frames accepts (stream.py's frame folders, the batch command's inputs,
+# the data set readers): exactly the formats OpenCV's ``imread`` decodes with its built-in codecs. One list, so
+# that a folder one command reads is a folder every command reads. It is the union of the three lists there
+# were: the data set readers lacked ``.webp``/``.pgm``/``.ppm``, which none of CASME II, CK+ or SAMM ships
+# (their folders list the same frames as before), while a user's own frames may well be WebP or PPM.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
 def temporary_sibling(path: Path) -> Path:

@@ -55,3 +55,20 @@ def test_file_sha256_is_the_hash_of_the_content(tmp_path):
     path = tmp_path / "weights.bin"
     path.write_bytes(data)
     assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("suffix", __import__("realtime.files").files.IMAGE_SUFFIXES)
+def test_every_image_suffix_is_one_opencv_reads_and_every_reader_lists(tmp_path, suffix):
+    import cv2
+    import numpy as np
+
+    from realtime.capture import open_source
+    from training.datasets.base import list_frames
+
+    frame = np.full((8, 8) if suffix == ".pgm" else (8, 8, 3), 90, np.uint8)  # PGM is grey by definition
+    for number in (1, 2):
+        assert cv2.imwrite(str(tmp_path / f"img{number}{suffix}"), frame)
+    assert cv2.imread(str(tmp_path / f"img1{suffix}")) is not None
+    assert list(list_frames(tmp_path)) == [1, 2]
+    with open_source(str(tmp_path)) as source:
+        assert [frame.index for frame in source] == [0, 1]

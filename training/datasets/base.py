@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime.errors import UserInputError
+from realtime.files import IMAGE_SUFFIXES
 
 # Label protocols: name → ordered class names (the model's output order), and how raw labels map onto them.
 # Raw labels are normalised first (lower case, inner spaces collapsed) by ``normalise_label``.
@@ -130,7 +131,6 @@ class DatasetIndex:
 
 # --- small helpers shared by the readers -------------------------------------------------------------------
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)")
 
 
