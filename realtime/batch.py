@@ -13,9 +13,6 @@ import os
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage-stats prompt or upload
-os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
-os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 import argparse
 import csv
@@ -35,6 +32,7 @@ from realtime.arguments import OneLineErrorParser, positive_float, positive_int,
 from realtime.batch_worker import FAILED_FILE, FORMAT_VERSION, SUMMARY_FILE, write_json_atomic
 from realtime.errors import UserInputError
 from realtime.files import IMAGE_SUFFIXES, atomic_open, file_sha256
+from realtime.ray_jobs import BoundedJobs, import_ray, start_ray
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights"
@@ -307,35 +305,6 @@ def _read_summary(path: Path) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------------------- ray
-def _start_ray(args, workers: int | None):
-    import ray
-
-    common = {
-        "include_dashboard": False,
-        "log_to_driver": False,
-        "logging_level": logging.ERROR,
-        "configure_logging": True,
-    }
-    logging.getLogger("ray").setLevel(logging.ERROR)
-    try:
-        if args.address:
-            ray.init(address=args.address, **common)
-        else:
-            cores = os.cpu_count() or 1
-            ray.init(
-                address="local",
-                num_cpus=workers or cores,
-                num_gpus=0,
-                object_store_memory=256 * 1024 * 1024,
-                **common,
-            )
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        where = f"the Ray cluster at {args.address}" if args.address else "a local Ray instance"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserInputError(f"cannot start or reach {where}: {first[:200]}") from None
-    return ray
-
-
 class _Pool:
     """N actors, one video each at a time; a worker that dies is restarted by Ray (``max_restarts``) and its
     video retried (``max_task_retries``), then replaced, and the video recorded as failed after
@@ -367,32 +336,33 @@ def run_jobs(ray, pool: _Pool, jobs: list[dict], on_done) -> None:
     (see :func:`_on_stop_signal`) ends it with :class:`_Terminated`."""
     from ray.exceptions import RayActorError, RayError
 
-    queue = sorted(jobs, key=lambda j: -j["size"])
-    attempts: Counter = Counter()
-    running: dict = {}  # object ref → (slot, job)
-    free = list(range(len(pool.actors)))
-    while queue or running:
-        while queue and free:
-            slot, job = free.pop(0), queue.pop(0)
-            running[pool.actors[slot].process.remote(job, pool.model)] = (slot, job)
-        done, _ = ray.wait(list(running), num_returns=1, timeout=0.25)
+    def stop_if_asked() -> None:
         if _STOP:
             raise _Terminated
-        for ref in done:
-            slot, job = running.pop(ref)
-            free.append(slot)
-            try:
-                row = ray.get(ref)
-            except RayActorError as error:  # the worker died (and Ray's own retries ran out)
-                attempts[job["input"]] += 1
-                pool.replace(slot)
-                if attempts[job["input"]] < MAX_ATTEMPTS:
-                    queue.insert(0, job)
-                    continue
-                row = {"status": "failed", "reason": f"the worker died while processing it: {_first_line(error)}"}
-            except RayError as error:
-                row = {"status": "failed", "reason": f"worker error: {_first_line(error)}"}
-            on_done({**job, **row, "index": job["index"], "folder": job["folder"]})
+
+    attempts: Counter = Counter()
+    queue = BoundedJobs(
+        ray,
+        sorted(jobs, key=lambda j: -j["size"]),
+        len(pool.actors),
+        lambda job, slot: pool.actors[slot].process.remote(job, pool.model),
+        poll_s=0.25,
+        after_each_wait=stop_if_asked,
+    )
+    for finished in queue:
+        job, slot = finished.job, finished.slot
+        try:
+            row = ray.get(finished.ref)
+        except RayActorError as error:  # the worker died (and Ray's own retries ran out)
+            attempts[job["input"]] += 1
+            pool.replace(slot)
+            if attempts[job["input"]] < MAX_ATTEMPTS:
+                queue.retry(job)
+                continue
+            row = {"status": "failed", "reason": f"the worker died while processing it: {_first_line(error)}"}
+        except RayError as error:
+            row = {"status": "failed", "reason": f"worker error: {_first_line(error)}"}
+        on_done({**job, **row, "index": job["index"], "folder": job["folder"]})
 
 
 def _first_line(error: BaseException) -> str:
@@ -584,8 +554,9 @@ def run(args: argparse.Namespace) -> int:
         del check
         workers = args.workers or (None if args.address else os.cpu_count() or 1)
         t0 = time.perf_counter()
-        ray = _start_ray(args, workers)
-        watchdog = None if args.address else _start_watchdog(ray)
+        ray = import_ray()
+        started_here = start_ray(args.address, num_cpus=workers, num_gpus=0, object_store_bytes=256 * 1024 * 1024)
+        watchdog = _start_watchdog(ray) if started_here and not args.address else None
         try:
             if workers is None:  # a cluster without --workers: one per CPU
                 workers = max(int(ray.cluster_resources().get("CPU", 1)), 1)
@@ -648,7 +619,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.close()
         finally:
             t2 = time.perf_counter()
-            ray.shutdown()
+            if started_here:
+                ray.shutdown()
             _stop_watchdog(watchdog)
             timing["ray_stop_s"] = time.perf_counter() - t2
     timing["wall_s"] = time.perf_counter() - started

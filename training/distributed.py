@@ -18,14 +18,12 @@ one node's) and uses that many torch threads, and for ``gpus_per_fold`` GPUs whe
 flight at once. Note that on the CPU, floating-point results depend on the number of threads (the order of
 reductions), so probabilities agree bit for bit with an in-process run only at the same thread count.
 
-Ray is imported only here, and only when a runner is used: without ``--workers``/``--address`` the
-command never imports it.
+Ray is started and the folds fed to it by :mod:`realtime.ray_jobs` (the batch command's too). Ray is imported
+only when a runner is used: without ``--workers``/``--address`` the command never imports it.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import socket
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,61 +31,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from realtime.errors import UserInputError
+from realtime.ray_jobs import BoundedJobs, import_ray, start_ray
 
 if TYPE_CHECKING:
     import torch
 
     from training.engine import TrainConfig
     from training.preprocess import CropSet
-
-# Set before Ray is imported: no usage reporting, no dashboard, no chatter on the terminal.
-QUIET_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0"}
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (the affinity mask, which containers and ``taskset`` narrow)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def import_ray():
-    """``ray``, imported with the quiet environment."""
-    for key, value in QUIET_ENVIRONMENT.items():
-        os.environ.setdefault(key, value)
-    import ray
-
-    return ray
-
-
-def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Make sure this process is connected to Ray; True when this call connected (so it should disconnect).
-
-    Already connected (e.g. by a caller that runs several commands): nothing is done. ``address`` None
-    starts a private local instance (``num_cpus`` CPUs, default all this process may use; GPUs detected),
-    without dashboard and logging only errors; ``"auto"`` or ``HOST:PORT`` joins a running cluster.
-    """
-    ray = import_ray()
-    if ray.is_initialized():
-        return False
-    quiet: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
-    try:
-        if address is None:
-            ray.init(
-                address="local",
-                num_cpus=num_cpus or available_cpus(),
-                include_dashboard=False,
-                **quiet,
-            )
-        else:
-            ray.init(address=address, **quiet)
-    except ConnectionError as exc:
-        raise UserInputError(
-            f"cannot join the Ray cluster at {address}: {exc} (start it with `ray start --head`, and on each "
-            "other machine `ray start --address HEAD:6379`)"
-        ) from None
-    return True
 
 
 @dataclass(frozen=True)
@@ -198,8 +148,8 @@ class RayFoldRunner:
         from tqdm import tqdm
 
         ray = import_ray()
-        started_here = connect(self.address)
-        pending: dict[Any, str] = {}
+        started_here = start_ray(self.address)
+        jobs: BoundedJobs[str] | None = None
         try:
             nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
             plan = plan_folds(
@@ -218,23 +168,21 @@ class RayFoldRunner:
             )
             data_ref = ray.put(data)
             state_ref = ray.put(dict(initial_state) if initial_state is not None else None)
-            queue = list(subjects)
+            jobs = BoundedJobs(
+                ray,
+                subjects,
+                plan.workers,
+                lambda subject, _slot: task.remote(data_ref, subject, config, state_ref, plan.cpus_per_fold),
+            )
             bar = tqdm(total=len(subjects), desc="LOSO (Ray)", unit="fold", disable=not progress)
             with bar:
-                while queue or pending:
-                    while queue and len(pending) < plan.workers:
-                        subject = queue.pop(0)
-                        ref = task.remote(data_ref, subject, config, state_ref, plan.cpus_per_fold)
-                        pending[ref] = subject
-                    done, _ = ray.wait(list(pending), num_returns=1)
-                    for ref in done:
-                        subject = pending.pop(ref)
-                        record = _result(ray, ref)
-                        bar.set_postfix(subject=subject, refresh=False)
-                        bar.update()
-                        yield subject, record
+                for finished in jobs:
+                    record = _result(ray, finished.ref)
+                    bar.set_postfix(subject=finished.job, refresh=False)
+                    bar.update()
+                    yield finished.job, record
         finally:
-            for ref in pending:  # interrupted or failed: what is still running is of no use
+            for ref in jobs.running() if jobs is not None else ():  # interrupted or failed: of no use now
                 ray.cancel(ref, force=True)
             if started_here:
                 ray.shutdown()

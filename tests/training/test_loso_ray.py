@@ -59,7 +59,7 @@ def reference(casme2) -> dict:
 @pytest.fixture(scope="module")
 def ray_session():
     """Start Ray once for the module, through the project's own quiet start; what it printed is kept."""
-    from training.distributed import connect, import_ray
+    from realtime.ray_jobs import import_ray, start_ray
 
     ray = import_ray()
     with tempfile.TemporaryFile(mode="w+b") as sink:
@@ -67,7 +67,7 @@ def ray_session():
         sys.stdout.flush(), sys.stderr.flush()
         os.dup2(sink.fileno(), 2), os.dup2(sink.fileno(), 1)
         try:
-            started = connect(None, num_cpus=2)
+            started = start_ray(None, num_cpus=2)
         finally:
             sys.stdout.flush(), sys.stderr.flush()
             os.dup2(saved[0], 2), os.dup2(saved[1], 1)
