@@ -135,12 +135,12 @@ def fake_finished(n: int, template_clip: Path, template_out: Path, model: Path, 
     _, jobs = batch.plan(args, paths, model.resolve(), batch.file_sha256(model))
     summary = json.loads((template_out / "summary.json").read_text())
     for job in jobs:
-        target = Path(job["folder"])
+        target = Path(job.folder)
         target.mkdir(parents=True)
         for name in ("events.jsonl", "signal.json"):
             shutil.copyfile(template_out / name, target / name)
-        record = {**summary, "input": job["input"], "name": job["name"], "key": job["key"]}
-        record["key_digest"] = job["key_digest"]
+        record = {**summary, "input": job.input, "name": job.name, "key": job.key}
+        record["key_digest"] = job.key_digest
         (target / "summary.json").write_text(json.dumps(record))
     return listing
 

@@ -238,16 +238,14 @@ def test_the_resume_key_follows_the_file_the_model_and_the_settings(clips, tmp_p
         settings = {"out": tmp_path / "out", "fps": None, "max_faces": 1, "csv": False, "annotate": False}
         args = SimpleNamespace(**{**settings, "device": "auto", **changes})
         rows, jobs = batch.plan(args, paths, model, model_sha)
-        return {Path(r["input"]).name: r["status"] for r in rows}, sorted(Path(j["input"]).name for j in jobs)
+        return {Path(r["input"]).name: r["status"] for r in rows}, sorted(Path(j.input).name for j in jobs)
 
     rows, jobs = plan()
     assert not rows and jobs == ["beta.avi", "clip.avi"]
     args = SimpleNamespace(out=tmp_path / "out", fps=None, max_faces=1, csv=False, annotate=False, device="auto")
     for job in batch.plan(args, others, model, sha)[1]:  # pretend both finished
-        Path(job["folder"]).mkdir(parents=True)
-        (Path(job["folder"]) / "summary.json").write_text(
-            json.dumps({"status": "done", "key_digest": job["key_digest"]})
-        )
+        Path(job.folder).mkdir(parents=True)
+        (Path(job.folder) / "summary.json").write_text(json.dumps({"status": "done", "key_digest": job.key_digest}))
     assert plan() == ({"beta.avi": "skipped", "clip.avi": "skipped"}, [])
     assert plan(csv=True)[1] == ["beta.avi", "clip.avi"]
     assert plan(max_faces=2)[1] == ["beta.avi", "clip.avi"]
