@@ -132,6 +132,7 @@ def _display_available() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from realtime.arguments import flags_for_options
     from realtime.capture import CaptureOptions, check_source, open_source
     from realtime.classify import Classifier, ClassifierOptions, default_model
     from realtime.outputs import EventWriter, FrameCsvWriter, VideoWriter, check_writable
@@ -166,11 +167,13 @@ def run(args: argparse.Namespace) -> int:
         info.trained_on(),
         provider,
     )
-    source = open_source(args.source, CaptureOptions(fps=args.fps, stall_s=args.stall_timeout, read_ahead=16))
+    with flags_for_options({"fps": "--fps", "stall_s": "--stall-timeout"}):
+        capture = CaptureOptions(fps=args.fps, stall_s=args.stall_timeout, read_ahead=16)
+    source = open_source(args.source, capture)
     outputs = Outputs()
     pipeline = None
     try:
-        if getattr(source, "fps_given", True) is False:
+        if not source.fps_given:
             log.info("no --fps given for the image folder: assuming %g frames per second", source.fps)
         mode = "live (frames may be dropped)" if source.live else "recorded (every frame)"
         log.info("source %s: %s, %g fps", source.description, mode, source.fps)

@@ -5,10 +5,11 @@ error reporting around a command's work."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 EXIT_BAD_INPUT = 2
 
@@ -41,6 +42,21 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+@contextlib.contextmanager
+def flags_for_options(flags: Mapping[str, str]) -> Iterator[None]:
+    """Options built inside the block that reject a field named in ``flags`` (field → the command's flag)
+    have their message name the flag: ``OptionError("fps", "must be ...")`` becomes ``--fps must be ...``.
+    The options raise their own messages; the command that knows its flags translates them."""
+    from realtime.errors import OptionError
+
+    try:
+        yield
+    except OptionError as error:
+        if error.option not in flags:
+            raise
+        raise OptionError(flags[error.option], error.problem) from None
 
 
 def run_reporting_errors(work: Callable[[], int]) -> int:

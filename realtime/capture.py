@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from realtime.errors import UserInputError
+from realtime.errors import OptionError, UserInputError
 from realtime.files import IMAGE_SUFFIXES
 
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "tcp://", "udp://", "srt://")
@@ -78,11 +78,15 @@ class CaptureOptions:
 
     def __post_init__(self) -> None:
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
-            raise UserInputError(f"--fps must be a positive number, got {self.fps}")
+            raise OptionError("fps", f"must be a positive number, got {self.fps}")
         if self.read_ahead < 0:
-            raise UserInputError(f"read-ahead must be 0 or more frames, got {self.read_ahead}")
+            raise OptionError("read_ahead", f"must be 0 or more frames, got {self.read_ahead}")
         if self.queue_size < 1:
-            raise UserInputError(f"queue size must be at least 1, got {self.queue_size}")
+            raise OptionError("queue_size", f"must be at least 1, got {self.queue_size}")
+        if not (self.stall_s > 0 and math.isfinite(self.stall_s)):
+            raise OptionError("stall_s", f"must be a positive number of seconds, got {self.stall_s}")
+        if self.max_bad_frames < 0:
+            raise OptionError("max_bad_frames", f"must be 0 or more, got {self.max_bad_frames}")
 
 
 def _valid_image(image: Any) -> bool:
@@ -105,12 +109,15 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
 class FrameSource:
     """Base of the sources: ``read()`` gives the next :class:`Frame` or ``None`` at the end.
 
-    ``fps`` is the nominal rate, ``size`` (width, height) once known, ``live`` whether frames may be
-    dropped, ``dropped`` how many were (live only), ``corrupt`` how many could not be decoded,
-    ``ended_because`` why the source ended early (a stall, an unplugged camera), else ``""``.
+    Every source has: ``fps``, the nominal rate; ``fps_given``, False when that rate is a guess (a frame
+    folder opened without one); ``size`` (width, height) once known; ``live``, whether frames may be
+    dropped; ``description``, what it is, for people; ``dropped``, how many frames were dropped (live only);
+    ``corrupt``, how many could not be decoded; ``ended_because``, why it ended early (a stall, an unplugged
+    camera), else ``""``.
     """
 
     fps: float = DEFAULT_FPS
+    fps_given: bool = True
     size: tuple[int, int] | None = None
     live: bool = False
     description: str = ""
@@ -263,15 +270,16 @@ class ReadAheadSource(FrameSource):
     """A recorded source decoded ``depth`` frames ahead on a thread: same frames, same order, none dropped.
 
     The thread blocks when the queue is full, so memory stays bounded; an exception in the decoder is
-    raised again from :meth:`read`. Attributes (``fps``, ``size``, ``corrupt``, …) are the inner source's.
+    raised again from :meth:`read`. What it reports of the video (``fps``, ``fps_given``, ``size``,
+    ``description``, ``corrupt``, ``dropped``, ``ended_because``) is the inner source's, read-only.
     """
 
     _END = object()
+    live = False
 
     def __init__(self, inner: FrameSource, depth: int = 16) -> None:
-        super().__init__()
+        # no FrameSource.__init__: the counters it sets up are the inner source's (the properties below)
         self.inner = inner
-        self.live = False
         self._queue: deque = deque()
         self._space = threading.Semaphore(max(1, int(depth)))
         self._ready = threading.Semaphore(0)
@@ -279,12 +287,13 @@ class ReadAheadSource(FrameSource):
         self._thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
         self._thread.start()
 
-    def __getattr__(self, name: str) -> Any:  # fps, size, description, fps_given, ... of the inner source
-        return getattr(self.inner, name)
-
     @property
     def fps(self) -> float:
         return self.inner.fps
+
+    @property
+    def fps_given(self) -> bool:
+        return self.inner.fps_given
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -298,9 +307,13 @@ class ReadAheadSource(FrameSource):
     def corrupt(self) -> int:
         return self.inner.corrupt
 
-    @corrupt.setter
-    def corrupt(self, value: int) -> None:
-        pass  # counted by the inner source
+    @property
+    def dropped(self) -> int:
+        return self.inner.dropped
+
+    @property
+    def ended_because(self) -> str:
+        return self.inner.ended_because
 
     def _run(self) -> None:
         try:
@@ -353,9 +366,11 @@ class LiveSource(FrameSource):
         queue_size: int = 8,
         stall_s: float = 5.0,
         fps: float | None = None,
+        max_bad_frames: int = 50,
     ):
         super().__init__()
         self._capture = capture
+        self._max_bad = max_bad_frames
         self.description = description or type(capture).__name__
         self.fps = fps or _capture_fps(capture, DEFAULT_FPS)
         self.stall_s = stall_s
@@ -392,7 +407,7 @@ class LiveSource(FrameSource):
                     self.corrupt += 1
                     index += 1
                     bad_in_a_row += 1
-                    if bad_in_a_row > 50:
+                    if bad_in_a_row > self._max_bad:
                         self.ended_because = "the source delivers only undecodable frames"
                         break
                     continue
@@ -471,6 +486,15 @@ def check_source(source: str) -> None:
         raise UserInputError(f"no such file or folder: {path}")
 
 
+def _live_settings(options: CaptureOptions) -> dict[str, Any]:
+    return {
+        "queue_size": options.queue_size,
+        "stall_s": options.stall_s,
+        "fps": options.fps,
+        "max_bad_frames": options.max_bad_frames,
+    }
+
+
 def open_source(source: str | int | CaptureLike, options: CaptureOptions | None = None) -> FrameSource:
     """Open ``source``: a camera number, a video file, a folder of images, a network URL, or an object with
     ``read() → (ok, image)``. Bad input raises :class:`UserInputError` with one clear line."""
@@ -479,7 +503,7 @@ def open_source(source: str | int | CaptureLike, options: CaptureOptions | None 
         if not callable(getattr(source, "read", None)):
             raise UserInputError(f"a source needs a read() method, got {type(source).__name__}")
         if options.live:
-            return LiveSource(source, queue_size=options.queue_size, stall_s=options.stall_s, fps=options.fps)
+            return LiveSource(source, **_live_settings(options))
         return RecordedSource(source, options.fps, max_bad_frames=options.max_bad_frames)
 
     text = str(source).strip()
@@ -493,7 +517,7 @@ def open_source(source: str | int | CaptureLike, options: CaptureOptions | None 
             )
         if options.live is False:
             return RecordedSource(capture, options.fps, f"camera {camera}", options.max_bad_frames)
-        return LiveSource(capture, f"camera {camera}", options.queue_size, options.stall_s, options.fps)
+        return LiveSource(capture, f"camera {camera}", **_live_settings(options))
 
     if is_network(text):
         params = [
@@ -511,7 +535,7 @@ def open_source(source: str | int | CaptureLike, options: CaptureOptions | None 
             )
         if options.live is False:
             return RecordedSource(capture, options.fps, text, options.max_bad_frames)
-        return LiveSource(capture, text, options.queue_size, options.stall_s, options.fps)
+        return LiveSource(capture, text, **_live_settings(options))
 
     path = Path(text).expanduser()
     if not path.exists():
@@ -534,7 +558,7 @@ def open_source(source: str | int | CaptureLike, options: CaptureOptions | None 
     if options.live:
         recorded.close()
         capture = cv2.VideoCapture(str(path))
-        return LiveSource(capture, str(path), options.queue_size, options.stall_s, options.fps)
+        return LiveSource(capture, str(path), **_live_settings(options))
     if recorded.peek() is None:
         recorded.close()
         raise UserInputError(f"cannot decode {path}: no frame could be read")

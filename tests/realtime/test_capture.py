@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from realtime.arguments import flags_for_options
 from realtime.capture import (
     CaptureOptions,
     FolderSource,
@@ -143,7 +144,7 @@ def test_check_source_passes_cameras_and_urls_and_fails_missing_paths(tmp_path):
         check_source(str(tmp_path / "nope.mp4"))
     with pytest.raises(UserInputError, match="empty"):
         check_source("  ")
-    with pytest.raises(UserInputError, match="--fps"):
+    with pytest.raises(UserInputError, match="--fps"), flags_for_options({"fps": "--fps"}):  # as stream.py builds it
         CaptureOptions(fps=0)
 
 
@@ -229,3 +230,66 @@ def test_stream_opens_recorded_files_with_read_ahead(tmp_path):
     assert isinstance(source, ReadAheadSource) and not source.live
     assert [f.index for f in source] == list(range(9)) and source.description == str(clip)
     source.close()
+
+
+@pytest.mark.parametrize("max_bad_frames", [0, 3, 7])
+def test_a_live_source_ends_after_max_bad_frames_undecodable_frames_in_a_row(max_bad_frames):
+    good = np.zeros((8, 8, 3), np.uint8)
+    capture = ArrayCapture([good] + [None] * 20 + [good])
+    source = open_source(capture, CaptureOptions(live=True, max_bad_frames=max_bad_frames, stall_s=2.0))
+    assert isinstance(source, LiveSource)
+    frames = list(source)
+    source.close()
+    assert [f.index for f in frames] == [0]
+    assert source.corrupt == max_bad_frames + 1 and "undecodable" in source.ended_because
+
+
+def test_every_kind_of_source_says_whether_its_rate_was_given(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f"{i}.png"), np.zeros((8, 8, 3), np.uint8))
+    sources = {
+        "folder without fps": (open_source(str(folder)), False),
+        "folder with fps": (open_source(str(folder), CaptureOptions(fps=12)), True),
+        "folder read ahead": (open_source(str(folder), CaptureOptions(read_ahead=2)), False),
+        "recorded": (open_source(ArrayCapture(frames_of(2))), True),
+        "live": (open_source(ArrayCapture(frames_of(2)), CaptureOptions(live=True)), True),
+    }
+    for name, (source, given) in sources.items():
+        with source:
+            assert source.fps_given is given, name
+            assert (source.dropped, source.ended_because) == (0, ""), name
+
+
+def test_read_ahead_reports_what_its_source_reports_and_nothing_it_does_not():
+    inner = RecordedSource(ArrayCapture([None, np.zeros((4, 6, 3), np.uint8)]), fps=20, description="fake")
+    with ReadAheadSource(inner, 2) as ahead:
+        assert [f.index for f in ahead] == [1]
+        assert (ahead.fps, ahead.fps_given, ahead.size, ahead.description) == (20, True, (6, 4), "fake")
+        assert ahead.corrupt == inner.corrupt == 1
+        assert not hasattr(ahead, "peek")  # the inner source's other methods are not forwarded
+
+
+@pytest.mark.parametrize(
+    ("changes", "option"),
+    [
+        ({"fps": 0.0}, "fps"),
+        ({"fps": float("inf")}, "fps"),
+        ({"read_ahead": -1}, "read_ahead"),
+        ({"queue_size": 0}, "queue_size"),
+        ({"stall_s": 0.0}, "stall_s"),
+        ({"max_bad_frames": -1}, "max_bad_frames"),
+    ],
+)
+def test_capture_options_name_their_own_field_and_a_command_names_its_flag(changes, option):
+    from realtime.arguments import flags_for_options
+    from realtime.errors import OptionError
+
+    with pytest.raises(OptionError, match=rf"^{option} must be") as raised:
+        CaptureOptions(**changes)
+    assert raised.value.option == option and isinstance(raised.value, UserInputError)
+    with pytest.raises(OptionError, match=r"^--the-flag must be"), flags_for_options({option: "--the-flag"}):
+        CaptureOptions(**changes)
+    with pytest.raises(OptionError, match=rf"^{option} must be"), flags_for_options({"other": "--other"}):
+        CaptureOptions(**changes)
