@@ -39,8 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from export.untrained import make_tiny_model  # noqa: E402
 from realtime import batch  # noqa: E402
-from tests.realtime.clips import ClipSpec, blink, make_tiny_model, micro, write  # noqa: E402
+from training.synth.scripted import ClipSpec, blink, micro, write  # noqa: E402
 
 
 def clip_spec(i: int, seconds: float, size: tuple[int, int]) -> ClipSpec:

@@ -46,8 +46,9 @@ if str(ROOT) not in sys.path:
 from realtime.align import AlignmentSettings, align_face  # noqa: E402
 from realtime.spotter import Spotter, SpotterOptions  # noqa: E402
 from realtime.tracking import FaceTracker  # noqa: E402
-from tests.realtime.clips import ClipSpec, TrueEvent, frames, photo_path, random_clip  # noqa: E402
 from training.synth.faces import load_face_photo  # noqa: E402
+from training.synth.photos import photo_path  # noqa: E402
+from training.synth.scripted import ClipSpec, TrueEvent, frames, random_clip  # noqa: E402
 from training.synth.videos import VideoClipSpec, VideoRenderer, VideoSettings, plan_clips  # noqa: E402
 
 

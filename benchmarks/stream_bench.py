@@ -32,10 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from export.untrained import make_tiny_model  # noqa: E402
 from realtime.capture import CaptureOptions, LiveSource, open_source  # noqa: E402
 from realtime.classify import Classifier, ClassifierOptions  # noqa: E402
 from realtime.pipeline import Pipeline, StageTimes  # noqa: E402
-from tests.realtime.clips import ClipSpec, blink, macro, make_tiny_model, micro, write  # noqa: E402
+from training.synth.scripted import ClipSpec, blink, macro, micro, write  # noqa: E402
 
 
 def bench_clip(seconds: float, fps: float) -> ClipSpec:

@@ -86,7 +86,7 @@ def expression_clip():
 @pytest.fixture(scope="session")
 def tiny_onnx_model(tmp_path_factory) -> Path:
     """An untrained attention ResNet18 (5 classes, 64 px input, softmax appended) exported to ONNX with the
-    export contract's names and metadata (tests/realtime/clips.py makes it; exporting takes a few seconds)."""
-    from tests.realtime.clips import make_tiny_model
+    export contract's names and metadata (export/untrained.py makes it; exporting takes a few seconds)."""
+    from export.untrained import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx", input_size=64)

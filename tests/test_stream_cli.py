@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 
 import stream
-from tests.realtime.clips import TEST_CLASSES, ClipSpec, blink, macro, micro, model_metadata, write
+from export.untrained import UNTRAINED_CLASSES as TEST_CLASSES
+from export.untrained import model_metadata
+from training.synth.scripted import ClipSpec, blink, macro, micro, write
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENT_KEYS = [

@@ -1,8 +1,8 @@
 """Command-line interface of ``python -m training``.
 
 Each subcommand is a ``configure_*`` function (its arguments) and a ``run_*`` function (its work).
-:func:`main` turns a :class:`realtime.errors.UserInputError` into one line on stderr and exit code 2, so
-bad input never ends in a traceback.
+:func:`main` reports errors as the project's other commands do (:func:`realtime.arguments.run_reporting_errors`):
+bad input, a bad argument included, is one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from realtime.align import AlignmentSettings
+from realtime.arguments import OneLineErrorParser, run_reporting_errors
 from realtime.errors import UserInputError
 
 DATASET_HELP = "casme2 (CASME II), ckplus (CK+) or samm (SAMM)"
@@ -53,19 +54,19 @@ def _add_data_arguments(parser: argparse.ArgumentParser, datasets: Sequence[str]
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    from training.engine import TrainConfig
+    from training.engine import DEVICES, SELECTIONS, TrainConfig
+    from training.losses import LOSSES
+    from training.model import ATTENTION_VARIANTS
 
     defaults = TrainConfig()
     group = parser.add_argument_group("model and training")
     group.add_argument(
         "--attention",
-        choices=("none", "spatial", "channel", "dual"),
+        choices=ATTENTION_VARIANTS,
         default=defaults.attention,
         help="attention inside each residual unit (default: %(default)s, the paper's eq. 5)",
     )
-    group.add_argument(
-        "--loss", choices=("focal", "ce"), default=defaults.loss, help="focal (default) or cross-entropy"
-    )
+    group.add_argument("--loss", choices=LOSSES, default=defaults.loss, help="focal (default) or cross-entropy")
     group.add_argument("--gamma", type=float, default=defaults.gamma, help="focal loss γ (default: %(default)s)")
     group.add_argument(
         "--alpha",
@@ -83,13 +84,11 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.image_size,
         help="side of the aligned face crop and the model input in pixels (default: %(default)s, the paper's)",
     )
-    group.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default=defaults.device, help="(default: %(default)s)"
-    )
+    group.add_argument("--device", choices=DEVICES, default=defaults.device, help="(default: %(default)s)")
     group.add_argument("--seed", type=int, default=defaults.seed, help="(default: %(default)s)")
     group.add_argument(
         "--selection",
-        choices=("last", "inner-val"),
+        choices=SELECTIONS,
         default=defaults.selection,
         help="'last': keep the model after the last epoch (default); 'inner-val': choose the epoch on "
         "subjects held out from the training subjects (never the test subject)",
@@ -158,7 +157,9 @@ def _crops(args: argparse.Namespace, index):
 
 
 def configure_summary(parser: argparse.ArgumentParser) -> None:
-    _add_data_arguments(parser, ("casme2", "ckplus", "samm"))
+    from training.datasets import DATASETS
+
+    _add_data_arguments(parser, DATASETS)
 
 
 def run_summary(args: argparse.Namespace) -> int:
@@ -170,11 +171,13 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def configure_pretrain(parser: argparse.ArgumentParser) -> None:
+    from training.engine import SPLITS
+
     _add_data_arguments(parser, ("ckplus", "casme2", "samm"))
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write, e.g. weights/ckplus.pt")
     parser.add_argument(
         "--split",
-        choices=("random", "subject"),
+        choices=SPLITS,
         default="random",
         help="'random': the paper's stratified 8:2 split of images; 'subject': no person on both sides "
         "(the honest alternative: frames of one person on both sides inflate accuracy)",
@@ -490,7 +493,7 @@ def _pretrain_for_ablation(args: argparse.Namespace) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="python -m training",
         description="Train and evaluate the apex-frame micro-expression classifier (Xu, Zheng, Yang 2021): "
         "read CASME II / CK+ / SAMM from their published layouts, pretrain on CK+, run leave-one-subject-out "
@@ -548,20 +551,20 @@ _COMMANDS = [
 ]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        if getattr(args, "threads", None) is not None:
-            if args.threads < 1:
-                raise UserInputError(f"--threads must be at least 1, got {args.threads}")
-            import torch
+def _run_command(args: argparse.Namespace) -> int:
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            raise UserInputError(f"--threads must be at least 1, got {args.threads}")
+        import torch
 
-            torch.set_num_threads(args.threads)
-        return int(args.run(args) or 0)
-    except UserInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        torch.set_num_threads(args.threads)
+    return int(args.run(args) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_reporting_errors(lambda: _run_command(args))
     except KeyboardInterrupt:
         print(
             "interrupted: finished work is kept on disk; run the same command again to resume",

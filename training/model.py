@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -146,8 +145,3 @@ def load_backbone_weights(model: nn.Module, state_dict: dict[str, torch.Tensor])
     model.load_state_dict(own)
     missing = [name for name in own if name not in state_dict]
     return {"loaded": loaded, "skipped": skipped, "missing": missing}
-
-
-def load_checkpoint_file(path: Path) -> dict:
-    """Read a checkpoint written by this project (``torch.save`` of a dict with a ``model`` state dict)."""
-    return torch.load(Path(path), map_location="cpu", weights_only=True)

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from realtime import batch
-from tests.realtime.clips import ClipSpec, blink, micro, write
+from training.synth.scripted import ClipSpec, blink, micro, write
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = ("alpha", "beta", "gamma")

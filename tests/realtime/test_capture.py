@@ -22,7 +22,7 @@ from realtime.capture import (
     open_source,
 )
 from realtime.errors import UserInputError
-from tests.realtime.clips import ClipSpec, write
+from training.synth.scripted import ClipSpec, write
 
 
 class ArrayCapture:

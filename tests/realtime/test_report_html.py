@@ -13,7 +13,7 @@ import pytest
 
 import stream
 from realtime.report_html import VideoReport, render, timeline_svg
-from tests.realtime.clips import ClipSpec, blink, micro, write
+from training.synth.scripted import ClipSpec, blink, micro, write
 
 BROWSER = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 SPEC = ClipSpec(
