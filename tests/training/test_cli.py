@@ -139,3 +139,57 @@ def test_help_teaches_every_command():
         result = _run(command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
     assert "examples:" in _run("--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["loso", "casme2", "--root", "{root}", "--out", "{root}/r", "--attention", "bogus"], "--attention"),
+        (["pretrain", "ckplus", "--root", "{root}", "--out", "{root}/m.pt", "--split", "halves"], "--split"),
+        (["loso", "casme2", "--root", "{root}", "--out", "{root}/r", "--epochs", "many"], "--epochs"),
+        (["teach", "casme2"], "teach"),
+    ],
+    ids=["choice", "pretrain-choice", "number", "command"],
+)
+def test_a_bad_argument_is_one_line_and_exit_code_2(casme2_root, argv, needle):
+    result = _run(*[a.replace("{root}", str(casme2_root)) for a in argv])
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result.stderr
+    assert "python -m training" in lines[0]  # where to look: the command's --help
+
+
+def test_the_choices_offered_are_the_ones_the_code_accepts():
+    from training.cli import build_parser
+    from training.engine import DEVICES, SELECTIONS, SPLITS
+    from training.losses import LOSSES
+    from training.model import ATTENTION_VARIANTS
+
+    parser = build_parser()
+    loso = ["loso", "casme2", "--root", "r", "--out", "o"]
+    for flag, values, command in (
+        ("--attention", ATTENTION_VARIANTS, loso),
+        ("--loss", LOSSES, loso),
+        ("--device", DEVICES, loso),
+        ("--selection", SELECTIONS, loso),
+        ("--split", SPLITS, ["pretrain", "ckplus", "--root", "r", "--out", "o"]),
+    ):
+        for value in values:
+            args = parser.parse_args([*command, flag, value])
+            assert getattr(args, flag[2:].replace("-", "_")) == value
+
+
+def test_tiny_commands_work_end_to_end(tmp_path, capsys):
+    """``synth`` then ``summary`` through ``main``: the generated CK+ reads back with the counts it was made with."""
+    from training.datasets.ckplus import DEFAULT_FRAMES_PER_SEQUENCE
+
+    out = tmp_path / "ck"
+    argv = ["synth", "ckplus", "--out", str(out), "--subjects", "2", "--per-class", "1", "--size", "320x240"]
+    assert main(argv) == 0
+    manifest = json.loads((out / "synth_manifest.json").read_text())
+    capsys.readouterr()
+    assert main(["summary", "ckplus", "--root", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    sequences = manifest["expected_counts"]["7class"]  # the reader takes the last frames of each sequence
+    expected = {label: n * DEFAULT_FRAMES_PER_SEQUENCE for label, n in sequences.items()}
+    assert summary["n_subjects"] == 2 and summary["per_class"] == expected
