@@ -450,7 +450,8 @@ def write_batch_files(out: Path, rows: list[dict], meta: dict) -> list[dict]:
 
 
 def write_batch_report(out: Path, rows: list[dict], subtitle: str) -> Path:
-    from realtime.report_html import VideoReport, load_events, write_report
+    from realtime.process import VIDEO_FILE
+    from realtime.report_html import VideoReport, load_events, video_link, write_report
 
     videos = []
     for row in sorted(rows, key=lambda r: r["index"]):
@@ -464,11 +465,9 @@ def write_batch_report(out: Path, rows: list[dict], subtitle: str) -> Path:
         summary = _read_summary(folder / SUMMARY_FILE) or row
         if row["status"] == "done":  # skipped ones keep the time they took when they were processed
             summary = {**summary, "wall_s": row.get("wall_s", summary.get("wall_s"))}
-        videos.append(
-            VideoReport(
-                name, row["input"], row["status"], "", summary, load_events(folder / "events.jsonl"), signal, thumbnails
-            )
-        )
+        events = load_events(folder / "events.jsonl")
+        video = video_link(folder / VIDEO_FILE, out / "report.html")
+        videos.append(VideoReport(name, row["input"], row["status"], "", summary, events, signal, thumbnails, video))
     return write_report(out / "report.html", videos, "microexpr batch report", subtitle)
 
 
@@ -549,7 +548,7 @@ _STOP: list[int] = []
 
 
 def _on_stop_signal(signum, frame):
-    # Ctrl-C or SIGTERM: noted here and acted on between two waits (an exception raised inside Ray's wait
+    # Ctrl-C, SIGTERM or SIGHUP: noted here and acted on between two waits (an exception raised inside Ray's wait
     # would surface as a SystemError); Ray is then shut down and the batch files written
     _STOP.append(signum)
 
@@ -644,7 +643,7 @@ def run(args: argparse.Namespace) -> int:
                     log.info("[%d/%d] %s: %s, %s", finished, bar.total, Path(row["input"]).name, row["status"], what)
 
             _STOP.clear()
-            previous = {s: signal.signal(s, _on_stop_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+            previous = {s: signal.signal(s, _on_stop_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
             t1 = time.perf_counter()
             try:
                 run_jobs(ray, pool, jobs, on_done)
