@@ -7,12 +7,13 @@ scaled with the previous landmarks (the shape predictor wants a box shaped like 
 landmarks' own extent). Fitting 68 landmarks costs under 2 ms, so a face costs about that per frame.
 
 Small faces. HOG's window is 80 px, so the downscaled copy misses faces under about 160 px of a 640×480
-frame. A small frame (up to ``2 × detect_width / (80 / min_face_px)`` wide, e.g. a 176×144 car-phone clip)
-is searched upscaled so that a ``min_face_px`` face fills the window; a large frame where nothing is found
-is searched that way every ``small_search_every`` frames (about 15 ms at 640×480, paid only while no face is
-known). A tracked face that the whole-frame search does not see (small, or tilted past what the frontal
-detector takes) is checked in its own region instead: the region around its box, rotated upright by its
-eye line and scaled so that the face is ``region_face_px`` wide, a search of about 1 ms. A face that this
+frame. While no face is known and the usual search finds none, the frame is also searched upscaled so that
+a ``min_face_px`` face fills the window: every time on a small frame (up to 320 px wide with the defaults,
+e.g. a 176×144 car-phone clip, where it is cheap), every ``small_search_every`` frames on a larger one
+(tens of milliseconds at 640×480, paid only while no face is known). A tracked face that the whole-frame
+search does not see (small, or tilted past what the frontal detector takes) is checked in its own region
+instead: the region around its box, rotated upright by its eye line and scaled so that the face is
+``region_face_px`` wide, a search of about 1 ms. A face that this
 check also misses ``lost_after`` times, or whose landmarks jump while the check fails, is lost.
 
 Stable ids. A face keeps its id for as long as it is tracked; a detection that overlaps a tracked face (IoU)
@@ -212,23 +213,23 @@ class FaceTracker:
         return self.landmarker.landmarks(gray, box)
 
     # -- finding faces -------------------------------------------------------------------------------------
-    def _scales(self, width: int) -> tuple[float, float]:
-        """(the whole-frame search's scale, the scale at which a ``min_face_px`` face fills HOG's window)."""
-        fine = HOG_WINDOW_PX / self.options.min_face_px
-        base = min(1.0, self.options.detect_width / width) if self.options.detect_width > 0 else 1.0
-        if width * fine <= 2 * max(self.options.detect_width, 1):  # a small frame: search it upscaled always
-            return fine, fine
-        return base, fine
-
     def _find(self, gray: np.ndarray) -> list[FaceBox]:
-        scale, fine = self._scales(gray.shape[1])
-        boxes = self.landmarker.detect(gray, scale)
-        if not boxes and not self._tracks and scale < fine:
-            self._until_small_search -= 1
-            if self._until_small_search <= 0:  # nothing known, nothing big: look for small faces now and then
-                self._until_small_search = self.options.small_search_every
-                boxes = self.landmarker.detect(gray, fine)
-        return boxes
+        """The whole-frame search: on the downscaled copy; while no face is known and none is found there,
+        also upscaled so that a ``min_face_px`` face fills HOG's window (every time on a small frame, where
+        that is cheap; every ``small_search_every`` frames on a large one)."""
+        width = gray.shape[1]
+        base = min(1.0, self.options.detect_width / width) if self.options.detect_width > 0 else 1.0
+        fine = HOG_WINDOW_PX / self.options.min_face_px
+        boxes = self.landmarker.detect(gray, base)
+        if boxes or self._tracks or base >= fine:
+            return boxes
+        if width * fine <= 2 * max(self.options.detect_width, 1):
+            return self.landmarker.detect(gray, fine)
+        self._until_small_search -= 1
+        if self._until_small_search > 0:
+            return boxes
+        self._until_small_search = self.options.small_search_every
+        return self.landmarker.detect(gray, fine)
 
     def _region_face(self, gray: np.ndarray, track: _Track) -> FaceBox | None:
         """The face in ``track``'s own region, searched upright and at ``region_face_px``: its box in frame
