@@ -57,12 +57,16 @@ outputs:
              "apex_ms": 4200.0, "offset_ms": 4433.3, "score": 3.1, "label": "happiness", "confidence": 0.71,
              "probabilities": {...}}   (frames are 0-based over every decoded frame of the source)
   --csv     one row per frame and face (OpenFace style), and a row for frames with no face
-  --output  the annotated video, at the source's size and frame rate
+  --output  the annotated video, H.264 at the source's size and frame rate (.mp4: fragmented MP4, plays in
+            browsers and sits in the --report page; .mkv Matroska; .mov; .avi)
   --report  one self-contained HTML page: the spotting signal over time with the events shaded, and the
             aligned apex face of each event with its label (opens offline; beside --events by default)
   At the end one summary line: frames, faces, events, fps, milliseconds per stage, dropped frames.
 
-keys: q or Esc quits (the outputs are closed properly). Exit codes: 0 done, 2 bad arguments or input.
+keys: q or Esc quits (the outputs are closed properly); so do Ctrl-C, SIGTERM and SIGHUP (service managers,
+  containers, a closed terminal). After a SIGKILL or a power cut the events file is complete, the CSV holds
+  every second but the last, and the video plays up to about a second before it.
+Exit codes: 0 done, 2 bad arguments or input.
 """
 
 log = logging.getLogger("microexpr")
@@ -139,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     from realtime.pipeline import Pipeline, PipelineOptions
     from realtime.process import Outputs, ReportRecorder
     from realtime.render import Renderer, RenderOptions
+    from realtime.stopping import StopSignals
     from realtime.tracking import TrackingOptions
 
     # Everything the user gave is checked before any work: the source, the paths to write, the model. A live
@@ -167,42 +172,48 @@ def run(args: argparse.Namespace) -> int:
         info.trained_on(),
         provider,
     )
-    with flags_for_options({"fps": "--fps", "stall_s": "--stall-timeout"}):
-        capture = CaptureOptions(fps=args.fps, stall_s=args.stall_timeout, read_ahead=16)
-    source = open_source(args.source, capture)
-    outputs = Outputs()
-    pipeline = None
-    try:
-        if not source.fps_given:
-            log.info("no --fps given for the image folder: assuming %g frames per second", source.fps)
-        mode = "live (frames may be dropped)" if source.live else "recorded (every frame)"
-        log.info("source %s: %s, %g fps", source.description, mode, source.fps)
+    stop = StopSignals()  # SIGTERM and SIGHUP end the run as Ctrl-C does: between two frames, outputs closed
+    with stop:
+        with flags_for_options({"fps": "--fps", "stall_s": "--stall-timeout"}):
+            capture = CaptureOptions(fps=args.fps, stall_s=args.stall_timeout, read_ahead=16)
+        source = open_source(args.source, capture)
+        outputs = Outputs()
+        pipeline = None
+        stats = None
+        try:
+            if not source.fps_given:
+                log.info("no --fps given for the image folder: assuming %g frames per second", source.fps)
+            mode = "live (frames may be dropped)" if source.live else "recorded (every frame)"
+            log.info("source %s: %s, %g fps", source.description, mode, source.fps)
 
-        if args.events is not None:
-            outputs.events = EventWriter(args.events)
-        if args.csv is not None:
-            outputs.csv = FrameCsvWriter(args.csv)
-        if args.output is not None:
-            outputs.video = VideoWriter(args.output, source.fps)
+            if args.events is not None:
+                outputs.events = EventWriter(args.events)
+            if args.csv is not None:
+                outputs.csv = FrameCsvWriter(args.csv)
+            if args.output is not None:
+                outputs.video = VideoWriter(args.output, source.fps)
 
-        display = not args.no_display
-        if display and not _display_available():
-            log.info("no display found: running without a window (as with --no-display)")
-            display = False
-        pipeline = Pipeline(PipelineOptions(tracking=TrackingOptions(max_faces=args.max_faces)), classifier)
-        renderer = Renderer(RenderOptions(landmarks=args.landmarks))
-        recorder = ReportRecorder() if report_path is not None else None
-        code = _loop(args, source, pipeline, renderer, outputs, display, recorder)
-        if recorder is not None:
-            _write_report(report_path, args, source, pipeline, recorder, provider)
-        return code
-    finally:
-        if pipeline is not None:
-            pipeline.close()
-        outputs.close()
-        source.close()
-        if not args.no_display:
-            _close_windows()
+            display = not args.no_display
+            if display and not _display_available():
+                log.info("no display found: running without a window (as with --no-display)")
+                display = False
+            pipeline = Pipeline(PipelineOptions(tracking=TrackingOptions(max_faces=args.max_faces)), classifier)
+            renderer = Renderer(RenderOptions(landmarks=args.landmarks))
+            recorder = ReportRecorder() if report_path is not None else None
+            stats = _loop(args, source, pipeline, renderer, outputs, display, recorder, stop)
+            if recorder is not None:
+                _write_report(report_path, args, source, pipeline, recorder, provider)
+        finally:
+            if pipeline is not None:
+                pipeline.close()
+            outputs.close()
+            source.close()
+            if not args.no_display:
+                _close_windows()
+    if stats is not None and stats.interrupted:  # said once everything is on disk
+        why = f"stopped by {stats.stopped_by}" if stats.stopped_by else "interrupted"
+        log.info("%s: outputs flushed and closed, everything spotted so far is kept", why)
+    return 0
 
 
 def _close_windows() -> None:
@@ -227,13 +238,14 @@ def _report_path(args) -> Path | None:
 
 
 def _write_report(path, args, source, pipeline, recorder, provider) -> None:
-    from realtime.report_html import report_from_stream, write_report
+    from realtime.report_html import report_from_stream, video_link, write_report
 
-    write_report(path, [report_from_stream(args.source, source, pipeline, recorder, provider)])
+    video = video_link(args.output, path)  # the annotated video plays in the page when a browser can play it
+    write_report(path, [report_from_stream(args.source, source, pipeline, recorder, provider, video)])
     log.info("report written to %s", path)
 
 
-def _loop(args, source, pipeline, renderer, outputs, display, recorder=None) -> int:
+def _loop(args, source, pipeline, renderer, outputs, display, recorder=None, stop=None):
     import cv2
 
     from realtime.process import run_frames
@@ -264,13 +276,14 @@ def _loop(args, source, pipeline, renderer, outputs, display, recorder=None) -> 
         show=show if display else None,
         on_event=on_event,
         recorder=recorder,
+        stop=stop,
     )
     first_frame_s = None if stats.first_frame_at is None else stats.first_frame_at - STARTED
-    _summary(args, source, pipeline, stats.times, stats.elapsed_s, first_frame_s, stats.interrupted)
-    return 0
+    _summary(args, source, pipeline, stats.times, stats.elapsed_s, first_frame_s)
+    return stats
 
 
-def _summary(args, source, pipeline, times, elapsed, first_frame_s, interrupted) -> None:
+def _summary(args, source, pipeline, times, elapsed, first_frame_s) -> None:
     frames = times.frames
     fps = frames / elapsed if elapsed > 0 and frames else 0.0
     stages = times.mean()
@@ -278,8 +291,6 @@ def _summary(args, source, pipeline, times, elapsed, first_frame_s, interrupted)
     per_stage = ", ".join(f"{name} {ms:.2f}" for name, ms in stages.items())
     if source.ended_because:
         log.info("the source ended early: %s (everything spotted so far is kept)", source.ended_because)
-    if interrupted:
-        log.info("interrupted: outputs closed, everything spotted so far is kept")
     print(
         f"frames {frames}, faces {len(pipeline.face_ids)}, events {pipeline.events} (rejected: {rejected}), "
         f"{fps:.1f} fps, ms per frame: {per_stage}; dropped {source.dropped}, corrupt {source.corrupt}",

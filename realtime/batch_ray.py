@@ -166,7 +166,7 @@ _STOP: list[int] = []
 
 
 def on_stop_signal(signum, frame):
-    # Ctrl-C or SIGTERM: noted here and acted on between two waits (an exception raised inside Ray's wait
+    # Ctrl-C, SIGTERM or SIGHUP: noted here and acted on between two waits (an exception raised inside Ray's wait
     # would surface as a SystemError); Ray is then shut down and the batch files written
     _STOP.append(signum)
 
@@ -220,7 +220,7 @@ def run_on_ray(
             progress.done(row)
 
         _STOP.clear()
-        previous = {s: signal.signal(s, on_stop_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = {s: signal.signal(s, on_stop_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         t1 = time.perf_counter()
         try:
             run_jobs(ray, pool, jobs, on_done)

@@ -77,7 +77,8 @@ def write_batch_files(out: Path, rows: list[dict], meta: dict) -> list[dict]:
 
 def write_batch_report(out: Path, rows: list[dict], subtitle: str) -> Path:
     """``report.html``: every row's video, with the signal, events and apex faces its folder holds."""
-    from realtime.report_html import VideoReport, load_events, write_report
+    from realtime.process import VIDEO_FILE
+    from realtime.report_html import VideoReport, load_events, video_link, write_report
 
     videos = []
     for row in sorted(rows, key=lambda r: r["index"]):
@@ -91,11 +92,9 @@ def write_batch_report(out: Path, rows: list[dict], subtitle: str) -> Path:
         summary = read_json_object(folder / SUMMARY_FILE) or row
         if row["status"] == "done":  # skipped ones keep the time they took when they were processed
             summary = {**summary, "wall_s": row.get("wall_s", summary.get("wall_s"))}
-        videos.append(
-            VideoReport(
-                name, row["input"], row["status"], "", summary, load_events(folder / "events.jsonl"), signal, thumbnails
-            )
-        )
+        events = load_events(folder / "events.jsonl")
+        video = video_link(folder / VIDEO_FILE, out / "report.html")
+        videos.append(VideoReport(name, row["input"], row["status"], "", summary, events, signal, thumbnails, video))
     return write_report(out / "report.html", videos, "microexpr batch report", subtitle)
 
 

@@ -140,7 +140,7 @@ class Pipeline:
 
     def process(self, frame: Frame) -> FrameResult:
         started = time.perf_counter()
-        found = self.tracker.process(frame.image)
+        found = self.tracker.process(frame.image, frame.t_ms)
         after_face = time.perf_counter()
 
         signals, ended = [], []

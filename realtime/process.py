@@ -154,6 +154,7 @@ class RunStats:
     elapsed_s: float = 0.0
     first_frame_at: float | None = None  # perf_counter() when the first frame arrived
     interrupted: bool = False
+    stopped_by: str = ""  # the signal that ended the run (e.g. "SIGTERM"); empty for Ctrl-C or the end
     times: StageTimes = field(default_factory=StageTimes)
     labels: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -167,9 +168,11 @@ def run_frames(
     show: Callable[[np.ndarray], bool] | None = None,
     on_event: Callable[[MicroExpression], None] | None = None,
     recorder: ReportRecorder | None = None,
+    stop=None,
 ) -> RunStats:
     """Every frame of ``source`` through ``pipeline`` into ``outputs`` until the source ends, ``show``
-    returns False (the window was closed) or Ctrl-C. ``renderer`` draws the overlay for ``show`` and the
+    returns False (the window was closed), Ctrl-C, or ``stop`` (a :class:`realtime.stopping.StopSignals`)
+    has a request, looked at between two frames. ``renderer`` draws the overlay for ``show`` and the
     annotated video (needed when either is there)."""
     stats = RunStats()
     times = stats.times
@@ -178,6 +181,9 @@ def run_frames(
     draw = renderer is not None and (show is not None or outputs.video is not None)
     try:
         while True:
+            if stop is not None and stop.requested:
+                stats.interrupted, stats.stopped_by = True, stop.requested
+                break
             t0 = time.perf_counter()
             frame = source.read()
             t1 = time.perf_counter()

@@ -14,6 +14,7 @@ import html
 import json
 import math
 import time
+import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,9 @@ class VideoReport:
     """What the report shows about one video. ``summary`` holds the numbers of ``summary.json`` (frames,
     duration_s, fps, faces, events, events_per_label, stage_ms, provider, wall_s); ``events`` the objects
     of ``events.jsonl``; ``signal`` the spotting signal per face and the rejected rises (see
-    :meth:`realtime.process.ReportRecorder.signal`); ``thumbnails`` ``"<face>_<apex frame>"`` → base64 PNG."""
+    :meth:`realtime.process.ReportRecorder.signal`); ``thumbnails`` ``"<face>_<apex frame>"`` → base64 PNG;
+    ``video`` the annotated video's address relative to the report (see :func:`video_link`), shown in a player
+    (the file stays beside the report: a page with the video inlined would be as large as the video)."""
 
     name: str
     path: str
@@ -40,6 +43,32 @@ class VideoReport:
     events: list[dict] = field(default_factory=list)
     signal: dict = field(default_factory=dict)
     thumbnails: dict[str, str] = field(default_factory=dict)
+    video: str = ""
+
+
+BROWSER_VIDEO = (".mp4", ".m4v")  # H.264 in MP4: what every browser's <video> plays
+
+
+def video_link(video_path: Path | str | None, report_path: Path | str) -> str:
+    """The annotated video's address relative to the report (a URL path), or "" when there is no video a
+    browser can play there."""
+    if video_path is None:
+        return ""
+    video_path = Path(video_path)
+    if video_path.suffix.lower() not in BROWSER_VIDEO or not video_path.is_file():
+        return ""
+    relative = os.path.relpath(video_path.resolve(), Path(report_path).resolve().parent)
+    return urllib.parse.quote(Path(relative).as_posix())
+
+
+def _player(video: VideoReport) -> str:
+    if not video.video:
+        return ""
+    src = _e(video.video)
+    return (
+        f'<video class="annotated" controls preload="metadata" src="{src}"></video>'
+        f'<p class="muted small">annotated video: <a href="{src}">{src}</a> (kept beside this page)</p>'
+    )
 
 
 def _e(value) -> str:
@@ -251,7 +280,7 @@ def _video_section(index: int, video: VideoReport, colours: dict[str, str]) -> s
     )
     return (
         f'<section class="video">{head}<p class="facts">{facts}</p>{timeline_svg(video, colours)}{legend}'
-        f"{_event_cards(video, colours)}{_stage_line(s)}</section>"
+        f"{_event_cards(video, colours)}{_player(video)}{_stage_line(s)}</section>"
     )
 
 
@@ -340,6 +369,7 @@ svg text{font-family:inherit}
 .conf{font-variant-numeric:tabular-nums;color:var(--ink);font-weight:600}
 .when,.probs{font-size:11px;color:var(--muted);white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .when b{color:var(--ink);font-weight:600} .probs{margin-top:4px;white-space:normal}
+video.annotated{display:block;width:100%;max-width:960px;margin:12px 0 4px;background:#000;border-radius:6px}
 footer{color:var(--muted);font-size:12px;text-align:center;padding:12px}
 """
 
@@ -405,8 +435,9 @@ def load_events(path: Path) -> list[dict]:
     return events
 
 
-def report_from_stream(source_name, source, pipeline, recorder, provider: str) -> VideoReport:
-    """The report of one ``stream.py`` run, from what its :class:`realtime.process.ReportRecorder` kept."""
+def report_from_stream(source_name, source, pipeline, recorder, provider: str, video: str = "") -> VideoReport:
+    """The report of one ``stream.py`` run, from what its :class:`realtime.process.ReportRecorder` kept;
+    ``video`` the annotated video's :func:`video_link`."""
     events = list(recorder.events)
     summary = {
         "frames": recorder.frames,
@@ -419,5 +450,5 @@ def report_from_stream(source_name, source, pipeline, recorder, provider: str) -
     }
     name = Path(str(source_name)).name or str(source_name)
     return VideoReport(
-        name, str(source_name), "done", "", summary, events, recorder.signal(), recorder.thumbnails_b64()
+        name, str(source_name), "done", "", summary, events, recorder.signal(), recorder.thumbnails_b64(), video
     )

@@ -12,6 +12,7 @@ from training.synth.scripted import (  # noqa: F401
     ClipSpec,
     Motion,
     TrueEvent,
+    Walker,
     blink,
     frames,
     landmarks_in_frame,
@@ -19,6 +20,7 @@ from training.synth.scripted import (  # noqa: F401
     micro,
     photo_path,
     random_clip,
+    walking_faces,
     with_distractors,
     write,
 )

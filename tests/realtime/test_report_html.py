@@ -144,3 +144,27 @@ def test_the_report_loads_in_a_headless_browser_and_shows_the_events(stream_repo
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (1400, 1100)
     assert float(image.std()) > 20  # a drawn page, not a blank one
+
+
+@pytest.mark.parametrize(
+    "name, report_at, shown",
+    [
+        ("out/annotated.mp4", "out/report.html", "annotated.mp4"),
+        ("videos/a b.mp4", "report.html", "videos/a%20b.mp4"),
+        ("out/annotated.mkv", "out/report.html", ""),  # browsers do not play Matroska: no player
+    ],
+)
+def test_the_annotated_video_plays_in_the_page_from_beside_it(tmp_path, name, report_at, shown):
+    from realtime.report_html import video_link
+
+    video = tmp_path / name
+    video.parent.mkdir(parents=True, exist_ok=True)
+    video.write_bytes(b"\x00")
+    link = video_link(video, tmp_path / report_at)
+    assert link == shown
+    page = render([VideoReport("clip", "clip.mp4", summary={"frames": 1}, video=link)])
+    if shown:
+        assert f'<video class="annotated" controls preload="metadata" src="{shown}">' in page
+    else:
+        assert "<video" not in page
+    assert video_link(tmp_path / "missing.mp4", tmp_path / report_at) == ""

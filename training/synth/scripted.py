@@ -346,3 +346,71 @@ def random_clip(
     if distractors:
         spec = with_distractors(spec, rng)
     return replace(spec, seed=int(rng.integers(0, 2**31 - 1)))
+
+
+# -- faces that move across the frame: tracking tests (small faces, losses, crossings) ----------------------
+
+
+@dataclass(frozen=True)
+class Walker:
+    """A face photo moving in a straight line from ``start`` to ``end`` (its centre, frame pixels) over the
+    clip, ``face_width_px`` wide, tilted in-plane by ``tilt_deg``; it is not drawn between ``hidden_ms``
+    (start, end). Later walkers pass in front of earlier ones."""
+
+    photo: str
+    start: tuple[float, float]
+    end: tuple[float, float]
+    face_width_px: float
+    tilt_deg: float = 0.0
+    hidden_ms: tuple[float, float] | None = None
+
+    def centre(self, t: float) -> tuple[float, float]:
+        """The face's centre at the fraction ``t`` (0-1) of the clip."""
+        return (
+            self.start[0] + t * (self.end[0] - self.start[0]),
+            self.start[1] + t * (self.end[1] - self.start[1]),
+        )
+
+
+def walking_faces(
+    walkers: tuple[Walker, ...],
+    size: tuple[int, int],
+    n_frames: int,
+    fps: float = 30.0,
+    noise_sigma: float = 1.5,
+    seed: int = 0,
+) -> Iterator[tuple[np.ndarray, list[tuple[float, float] | None]]]:
+    """Frames (BGR) of the walkers over a grey gradient, each with the walkers' centres (None while hidden).
+    Each face is cut from its photo with a soft ellipse around its landmarks (forehead included)."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    background = np.tile(np.linspace(90, 150, width, dtype=np.float32), (height, 1))
+    background = cv2.merge([background, background * 0.95, background * 0.9])
+    sprites = []
+    for walker in walkers:
+        image, points = _photo(walker.photo)
+        face_w = float(points[:, 0].max() - points[:, 0].min())
+        centre = points.mean(axis=0)
+        mask = np.zeros(image.shape[:2], np.float32)
+        axes = (round(0.75 * face_w), round(0.95 * face_w))
+        cv2.ellipse(mask, (round(centre[0]), round(centre[1] - 0.1 * face_w)), axes, 0, 0, 360, 1.0, -1)
+        mask = cv2.GaussianBlur(mask, (0, 0), 0.05 * face_w)
+        sprites.append((image.astype(np.float32), mask, centre, walker.face_width_px / face_w))
+    for index in range(n_frames):
+        t = index / max(n_frames - 1, 1)
+        t_ms = index * 1000.0 / fps
+        frame = background.copy()
+        centres: list[tuple[float, float] | None] = []
+        for walker, (image, mask, centre, scale) in zip(walkers, sprites, strict=True):
+            if walker.hidden_ms is not None and walker.hidden_ms[0] <= t_ms < walker.hidden_ms[1]:
+                centres.append(None)
+                continue
+            x, y = walker.centre(t)
+            matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), walker.tilt_deg, scale)
+            matrix[:, 2] += (x - centre[0], y - centre[1])
+            face = cv2.warpAffine(image, matrix, size, flags=cv2.INTER_AREA)
+            alpha = cv2.warpAffine(mask, matrix, size, flags=cv2.INTER_LINEAR)[..., None]
+            frame = frame * (1.0 - alpha) + face * alpha
+            centres.append((x, y))
+        frame += rng.normal(0.0, noise_sigma, frame.shape)
+        yield np.clip(frame, 0, 255).astype(np.uint8), centres
