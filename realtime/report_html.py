@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import time
 import urllib.parse
 from collections import Counter
