@@ -37,6 +37,7 @@ EVENT_KEYS = [
     "label",
     "confidence",
     "probabilities",
+    "moved",
 ]
 SPEC = ClipSpec(
     fps=30.0,
