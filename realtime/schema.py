@@ -195,7 +195,7 @@ def frame_rows(record: FrameRecord, landmarks: bool = True) -> list[dict[str, ob
     names = frame_header(landmarks)
     if not record.faces:
         row = dict.fromkeys(names)
-        row.update(base, success=0, detection="none", in_event=0)
+        row.update(base, success=0, detection="none")
         return [row]
     rows = []
     for face in record.faces:
