@@ -110,7 +110,8 @@ def test_the_csv_header_is_the_schema(tmp_path, landmarks):
     # a frame without a face: success 0, the rest empty
     (row,) = rows
     assert row["success"] == "0" and row["detection"] == "none"
-    assert all(row[name] == "" for name in header if name not in ("frame", "timestamp", "time_ms", "success", "detection"))
+    kept = ("frame", "timestamp", "time_ms", "success", "detection")
+    assert all(row[name] == "" for name in header if name not in kept)
 
 
 def test_the_readme_documents_the_schema():
@@ -176,7 +177,7 @@ def test_the_api_gives_the_command_lines_events(au_run, tiny_onnx_model):
 
 def test_the_api_frames_are_the_csv_rows(au_run, tiny_onnx_model):
     renderer, folder, _, table = au_run
-    header, rows = read_csv(table)
+    _, rows = read_csv(table)
     records = list(Recognizer(tiny_onnx_model, device="cpu", fps=30).frames(folder))
     assert [r.frame for r in records] == list(range(renderer.spec.n_frames))
     assert all(isinstance(face, FaceRecord) for r in records for face in r.faces)
@@ -201,7 +202,7 @@ def test_to_dataframe_gives_the_schemas_tables(au_run, tiny_onnx_model):
     expected = pd.read_csv(table)
     assert len(frames) == len(expected)
     np.testing.assert_allclose(frames["pose_Rz"], expected["pose_Rz"], atol=6e-5)
-    with pytest.raises(UserInputError, match="events .* or frames"):
+    with pytest.raises(UserInputError, match=r"events .* or frames"):
         to_dataframe([1, 2])
 
 
@@ -215,7 +216,7 @@ def test_no_csv_landmarks_leaves_out_the_landmark_columns(tmp_path, capsys, au_r
     assert code == 0, err
     header, rows = read_csv(narrow)
     assert header == list(frame_header(landmarks=False))
-    wide_header, wide_rows = read_csv(wide)
+    _, wide_rows = read_csv(wide)
     assert [{k: r[k] for k in header} for r in wide_rows] == rows
     assert narrow.stat().st_size < 0.4 * wide.stat().st_size
 
@@ -224,7 +225,7 @@ def test_no_csv_landmarks_leaves_out_the_landmark_columns(tmp_path, capsys, au_r
     "make, cli_args",
     [
         (lambda m: Recognizer(m, device="cpu").process("/nonexistent/clip.mp4"), ["--source", "/nonexistent/clip.mp4"]),
-        (lambda m: Recognizer("/nonexistent/model.onnx"), ["--source", "{folder}", "--model", "/nonexistent/model.onnx"]),
+        (lambda m: Recognizer("/nonexistent/m.onnx"), ["--source", "{folder}", "--model", "/nonexistent/m.onnx"]),
         (lambda m: Recognizer(m, device="tpu"), None),
         (lambda m: Recognizer(m, max_faces=0), None),
     ],
