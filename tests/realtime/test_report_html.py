@@ -144,3 +144,15 @@ def test_the_report_loads_in_a_headless_browser_and_shows_the_events(stream_repo
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (1400, 1100)
     assert float(image.std()) > 20  # a drawn page, not a blank one
+
+
+def test_the_cards_name_the_regions_that_moved(stream_report):
+    """Each card says what moved, as the events file does (region, direction, share)."""
+    page_path, events = stream_report
+    page = page_path.read_text()
+    assert events and all(event["moved"] for event in events)
+    for event in events:
+        first = event["moved"][0]
+        words = f"{first['region'].replace('_', ' ')} {first['direction']}".strip()
+        assert f"{words} {100 * first['share']:.0f}%" in page
+    assert page.count('class="moved"') == len(events)
