@@ -19,6 +19,7 @@ from training.synth.realistic import (
     NUISANCES,
     SOMETIMES,
     RealisticSettings,
+    parse_any_frame_size,
     parse_nuisances,
     photo_files,
     resolve_photos,
@@ -183,6 +184,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Write the data set the arguments describe and print a one-line summary; returns the exit code."""
     layout = args.layout
+    if layout == "videos" and args.video_set == "realistic":
+        return _realistic(args, parse_any_frame_size(args.size or DEFAULT_SIZES[layout]))
     size = parse_frame_size(args.size or DEFAULT_SIZES[layout])
     if layout == "videos":
         return _videos(args, size)
@@ -239,8 +242,6 @@ def _videos(args: argparse.Namespace, size: tuple[int, int]) -> int:
         raise UserInputError("--no-quirks applies to the data set layouts only")
     if args.faces and args.photos:
         raise UserInputError("give face photos either as files (--faces) or by name (--photos), not both")
-    if (args.video_set or "lab") == "realistic":
-        return _realistic(args, size)
     _refuse(args, ("nuisances", "without"), "applies to --set realistic only")
     if args.micro == 0:
         raise UserInputError("--micro 0 (nuisance-only clips) applies to --set realistic only")
@@ -267,6 +268,11 @@ def _videos(args: argparse.Namespace, size: tuple[int, int]) -> int:
 
 def _realistic(args: argparse.Namespace, size: tuple[int, int]) -> int:
     """``videos --set realistic``: write the clips and print a one-line summary."""
+    _refuse(args, ("subjects", "per_class", "frames"), "does not apply to videos (use --clips, --fps, --seconds)")
+    if args.faces and args.photos:
+        raise UserInputError("give face photos either as files (--faces) or by name (--photos), not both")
+    if args.cropped or not args.quirks:
+        raise UserInputError("--cropped and --no-quirks apply to the data set layouts only")
     _refuse(args, ("noise",), "applies to the lab set only (the realistic set draws its own)")
     if not args.distractors:
         raise UserInputError("--no-distractors applies to the lab set; use --without or --nuisances none")

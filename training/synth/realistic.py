@@ -132,6 +132,17 @@ _TAG = 5  # separates this generator's random streams from the lab set's (4) and
 # --- settings -----------------------------------------------------------------------------------------------------
 
 
+def parse_any_frame_size(text: str) -> tuple[int, int]:
+    """``'176x144'`` → (176, 144): the realistic set renders small frames too (a car phone's, a cheap
+    webcam's), so only :class:`RealisticSettings` limits the size."""
+    parts = str(text).lower().replace("×", "x").split("x")
+    try:
+        width, height = (int(p) for p in parts)
+    except ValueError:
+        raise UserInputError(f"cannot read frame size {text!r}; write it as WIDTHxHEIGHT, e.g. 640x480") from None
+    return width, height
+
+
 def parse_nuisances(text: str | Sequence[str]) -> frozenset[str]:
     """``'talking,head_turns'`` (or a list) → the set of those nuisance names; ``'all'`` → every one;
     ``'none'`` or ``''`` → none. An unknown name is one clear error."""
@@ -425,7 +436,7 @@ def plan_realistic_clip(
         # with a length limit, the micro-expressions still to come keep their room
         reserved = sum(micro_room[k] for k in range(number + 1, len(episodes)) if carries_micro[k])
         if limit is not None and (
-            t + length + tail > limit or (not carries_micro[number] and t + length + reserved + tail > limit)
+            t + length + tail > limit or (not carries_micro[number] and t + length + pause + reserved + tail > limit)
         ):
             continue
         for part_kind, part_length, part_params in parts:
@@ -1208,6 +1219,7 @@ __all__ = [
     "RealisticRenderer",
     "RealisticSettings",
     "Span",
+    "parse_any_frame_size",
     "parse_nuisances",
     "photo_files",
     "plan_realistic_clip",
