@@ -167,18 +167,26 @@ def test_an_event_names_the_regions_its_action_units_moved(au_run, codes):
     assert [m["share"] for m in moved] == sorted((m["share"] for m in moved), reverse=True)
 
 
-def test_the_api_gives_the_command_lines_events(au_run, tiny_onnx_model):
-    _, folder, cli_events, _ = au_run
+@pytest.fixture(scope="module")
+def api_run(au_run, tiny_onnx_model):
+    """The same clip through the Python API: ``process()`` and ``frames()``, once each."""
+    _, folder, _, _ = au_run
     recognizer = Recognizer(tiny_onnx_model, device="cpu", fps=30)
-    events = list(recognizer.process(folder))
+    return list(recognizer.process(folder)), list(recognizer.frames(folder))
+
+
+def test_the_api_gives_the_command_lines_events(au_run, api_run):
+    _, _, cli_events, _ = au_run
+    events, records = api_run
     assert [type(e).__name__ for e in events] == ["MicroExpression"] * len(cli_events)
     assert [e.to_json() for e in events] == cli_events
+    assert [e.to_json() for r in records for e in r.events] == cli_events
 
 
-def test_the_api_frames_are_the_csv_rows(au_run, tiny_onnx_model):
-    renderer, folder, _, table = au_run
+def test_the_api_frames_are_the_csv_rows(au_run, api_run):
+    renderer, _, _, table = au_run
     _, rows = read_csv(table)
-    records = list(Recognizer(tiny_onnx_model, device="cpu", fps=30).frames(folder))
+    _, records = api_run
     assert [r.frame for r in records] == list(range(renderer.spec.n_frames))
     assert all(isinstance(face, FaceRecord) for r in records for face in r.faces)
     for record, row in zip(records, rows, strict=True):
@@ -187,21 +195,21 @@ def test_the_api_frames_are_the_csv_rows(au_run, tiny_onnx_model):
         assert face.pose.yaw_rad == pytest.approx(float(row["pose_Ry"]), abs=6e-5)
         for name in REGIONS:
             assert face.region_motion[name] == pytest.approx(float(row[f"motion_{name}"]), abs=6e-4)
-    assert sum(len(r.events) for r in records) == len(au_run[2])
 
 
-def test_to_dataframe_gives_the_schemas_tables(au_run, tiny_onnx_model):
+def test_to_dataframe_gives_the_schemas_tables(au_run, api_run):
     pd = pytest.importorskip("pandas")
-    _, folder, cli_events, table = au_run
-    recognizer = Recognizer(tiny_onnx_model, device="cpu", fps=30)
-    events = to_dataframe(recognizer.process(folder))
-    assert list(events.columns) == EXPECTED_EVENT_KEYS
-    assert events["apex_frame"].tolist() == [e["apex_frame"] for e in cli_events]
-    frames = to_dataframe(recognizer.frames(folder), landmarks=False)
+    _, _, cli_events, table = au_run
+    events, records = api_run
+    frame = to_dataframe(events)
+    assert list(frame.columns) == EXPECTED_EVENT_KEYS
+    assert frame["apex_frame"].tolist() == [e["apex_frame"] for e in cli_events]
+    frames = to_dataframe(records, landmarks=False)
     assert list(frames.columns) == list(frame_header(landmarks=False))
     expected = pd.read_csv(table)
     assert len(frames) == len(expected)
     np.testing.assert_allclose(frames["pose_Rz"], expected["pose_Rz"], atol=6e-5)
+    np.testing.assert_allclose(to_dataframe(records)["x_30"], expected["x_30"], atol=0.006)
     with pytest.raises(UserInputError, match=r"events .* or frames"):
         to_dataframe([1, 2])
 
