@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="put the 68 landmarks (x_0 ... y_67) in the --csv table; --no-csv-landmarks for a file about "
-        "a sixth of the size (default: on)",
+        "a seventh of the size (default: on)",
     )
     parser.add_argument(
         "--report",
