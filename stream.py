@@ -55,8 +55,12 @@ outputs:
   --events  one JSON object per micro-expression, written the moment it is spotted:
             {"face": 0, "onset_frame": 120, "apex_frame": 126, "offset_frame": 133, "onset_ms": 4000.0,
              "apex_ms": 4200.0, "offset_ms": 4433.3, "score": 3.1, "label": "happiness", "confidence": 0.71,
-             "probabilities": {...}}   (frames are 0-based over every decoded frame of the source)
-  --csv     one row per frame and face (OpenFace style), and a row for frames with no face
+             "probabilities": {...}, "moved": [{"region": "mouth_left", "share": 0.35, "direction": "up"}, ...]}
+            (frames are 0-based over every decoded frame of the source)
+  --csv     one row per frame and face (OpenFace style: frame, timestamp, face_id, confidence, success,
+            pose_Rx/Ry/Rz, x_0..x_67, y_0..y_67) with the spotter's view (motion_<region>, signal,
+            threshold, in_event), and a row with success 0 for frames with no face
+  Python:   from realtime import Recognizer; Recognizer().process("clip.mp4") gives the same events
   --output  the annotated video, H.264 at the source's size and frame rate (.mp4: fragmented MP4, plays in
             browsers and sits in the --report page; .mkv Matroska; .mov; .avi)
   --report  one self-contained HTML page: the spotting signal over time with the events shaded, and the
@@ -88,7 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output", type=Path, help="write the annotated video here (.mp4, .avi, .mov, .mkv)")
     parser.add_argument("--events", type=Path, help="write the micro-expressions here, one JSON object per line")
-    parser.add_argument("--csv", type=Path, help="write one row per frame and face here")
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        help="write one row per frame and face here (OpenFace-style: landmarks, head pose, the spotter's view)",
+    )
+    parser.add_argument(
+        "--csv-landmarks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="put the 68 landmarks (x_0 ... y_67) in the --csv table; --no-csv-landmarks for a file about "
+        "a seventh of the size (default: on)",
+    )
     parser.add_argument(
         "--report",
         nargs="?",
@@ -136,15 +151,13 @@ def _display_available() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from realtime.api import Recognizer
     from realtime.arguments import flags_for_options
-    from realtime.capture import CaptureOptions, check_source, open_source
-    from realtime.classify import Classifier, ClassifierOptions, default_model
+    from realtime.capture import check_source
     from realtime.outputs import EventWriter, FrameCsvWriter, VideoWriter, check_writable
-    from realtime.pipeline import Pipeline, PipelineOptions
     from realtime.process import Outputs, ReportRecorder
     from realtime.render import Renderer, RenderOptions
     from realtime.stopping import StopSignals
-    from realtime.tracking import TrackingOptions
 
     # Everything the user gave is checked before any work: the source, the paths to write, the model. A live
     # source is opened last, once the model is loaded, so that no frame waits (or is dropped) meanwhile.
@@ -158,14 +171,17 @@ def run(args: argparse.Namespace) -> int:
     ):
         if path is not None:
             check_writable(path, what)
+    from realtime.classify import default_model
+
     model_path = args.model if args.model is not None else default_model(WEIGHTS)
-    classifier = Classifier(ClassifierOptions(model_path, args.device))
+    recognizer = Recognizer(model_path, args.device, args.max_faces, fps=args.fps)
+    classifier = recognizer.classifier
     info = classifier.info
     provider = classifier.provider.replace("ExecutionProvider", "")
     default = "" if args.model is not None else " (default model)"
     log.info(
         "model %s%s: %s, %d px, trained on %s; running on %s",
-        model_path,
+        recognizer.model_path,
         default,
         "/".join(info.classes),
         info.input_size,
@@ -175,8 +191,7 @@ def run(args: argparse.Namespace) -> int:
     stop = StopSignals()  # SIGTERM and SIGHUP end the run as Ctrl-C does: between two frames, outputs closed
     with stop:
         with flags_for_options({"fps": "--fps", "stall_s": "--stall-timeout"}):
-            capture = CaptureOptions(fps=args.fps, stall_s=args.stall_timeout, read_ahead=16)
-        source = open_source(args.source, capture)
+            source = recognizer.open(args.source, stall_s=args.stall_timeout)
         outputs = Outputs()
         pipeline = None
         stats = None
@@ -189,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
             if args.events is not None:
                 outputs.events = EventWriter(args.events)
             if args.csv is not None:
-                outputs.csv = FrameCsvWriter(args.csv)
+                outputs.csv = FrameCsvWriter(args.csv, landmarks=args.csv_landmarks)
             if args.output is not None:
                 outputs.video = VideoWriter(args.output, source.fps)
 
@@ -197,10 +212,10 @@ def run(args: argparse.Namespace) -> int:
             if display and not _display_available():
                 log.info("no display found: running without a window (as with --no-display)")
                 display = False
-            pipeline = Pipeline(PipelineOptions(tracking=TrackingOptions(max_faces=args.max_faces)), classifier)
+            pipeline = recognizer.pipeline()
             renderer = Renderer(RenderOptions(landmarks=args.landmarks))
             recorder = ReportRecorder() if report_path is not None else None
-            stats = _loop(args, source, pipeline, renderer, outputs, display, recorder, stop)
+            stats = _loop(args, recognizer, source, pipeline, renderer, outputs, display, recorder, stop)
             if recorder is not None:
                 _write_report(report_path, args, source, pipeline, recorder, provider)
         finally:
@@ -245,10 +260,8 @@ def _write_report(path, args, source, pipeline, recorder, provider) -> None:
     log.info("report written to %s", path)
 
 
-def _loop(args, source, pipeline, renderer, outputs, display, recorder=None, stop=None):
+def _loop(args, recognizer, source, pipeline, renderer, outputs, display, recorder=None, stop=None):
     import cv2
-
-    from realtime.process import run_frames
 
     def show(annotated) -> bool:
         cv2.imshow(WINDOW, annotated)
@@ -268,7 +281,7 @@ def _loop(args, source, pipeline, renderer, outputs, display, recorder=None, sto
                 event.offset_frame,
             )
 
-    stats = run_frames(
+    stats = recognizer.run(
         source,
         pipeline,
         outputs,

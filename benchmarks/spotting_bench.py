@@ -1,37 +1,47 @@
-"""Spotting benchmark: precision, recall, F1 (MEGC rule) and apex error of the streaming spotter.
+"""Spotting benchmark: F1 (MEGC rule), precision, recall, apex error and false alarms of the streaming spotter,
+on the realistic set and on the lab set, with a Moilanen-style baseline beside it in the same run.
 
-``--generator synth`` (the default): the product generator's spotting videos (``training/synth/videos.py``,
-``python -m training synth videos``): subjects made from a real photo (mirror, placement, tone, identity
-morph), 3 micro-expressions per clip coded with CASME II's action units (1.5–5 % of the inter-ocular
-distance at the apex, 40–500 ms), and with distractors on two blinks (AU45), a macro expression (12–18 % of
-the IOD, 0.8–2 s), slow head drift and roll, a lighting drift and sensor noise (σ 1–2.5); 640×480. The
-default photo is ``astronaut``, which the spotter was not tuned on.
+Every clip is made on the faces nothing may tune on (``training.synth.photos.HELD_OUT_PHOTOS``: astronaut,
+einstein) and goes through the pipeline ``stream.py`` runs (:class:`realtime.pipeline.Pipeline`: face stage,
+spotter; no classifier), so this measures whatever spotter is on the branch.
 
-``--generator clips``: the stand-in clips (``tests/realtime/clips.py``): a real face photo with three
-micro-expressions each (1–3 px at the apex, 120–450 ms, random actions: smile, brow raise/lower, lip-corner
-depressor, chin raise) and, with
-distractors on, two blinks, a macro expression (6–9 px, 0.8–1.4 s), slow head drift (2–5 px, 0.5–1.5°),
-a lighting ramp (±25 grey levels) and sensor noise (σ 1.5–2.5), at 30, 60 and 200 fps, 640×480.
+- realistic (``python -m training synth videos --set realistic``): each clip is written as H.264 (or Motion JPEG
+  without compression) and read back through :func:`realtime.capture.open_source`, as ``stream.py`` reads a
+  file. Groups: ``base`` (the face's own small movements, head sway, blinks, lighting flicker, sensor noise,
+  H.264), ``base+X`` for each episodic or camera nuisance X (talking, head turns, expressions, exposure and
+  white-balance steps, a hand over the mouth, the face leaving the frame, a small face, a low-resolution
+  camera), ``mixed`` (everything, the small face, low resolution, hand and leaving in about one clip in three)
+  and ``quiet`` (the mixed nuisances with no micro-expression at all: every spot is a false alarm).
+  Micro-expressions during other motion (talking, a turn, an expression, a hand, leaving) are reported apart
+  from those in still stretches.
+- lab (``python -m training synth videos``, the still-face set as before): distractors on, 30 fps, 640×480,
+  rendered frames fed directly.
 
-A spotted interval is a hit when its IoU with a still unmatched true interval is at least 0.5 (the MEGC
-rule); precision, recall and F1 are pooled over all clips. The apex error is |spotted − true apex| in ms
-over the hits. The spotter was tuned on ``grace_hopper``; ``astronaut`` clips are the held-out face.
+A spotted interval is a hit when its IoU with a still unmatched true interval is at least 0.5 (MEGC); P, R
+and F1 are pooled over a group's clips; the apex error is |spotted − true apex| in ms over the hits; false
+alarms per minute are the spots that hit no micro-expression, per minute of video. A false spot is put down
+to what it overlaps: an ordinary expression or blink, a nuisance's span (talking, a turn …), a
+micro-expression matched too poorly (IoU < 0.5), or nothing.
 
-For comparison the same clips go through a plain feature-difference spotter in the style of Moilanen et al.
-(ICPR 2014): per-frame landmark alignment, 6×6 blocks, frame t against the mean of frames t−k and t+k,
-the contrast of the M largest block differences, a fixed threshold (mean + 0.3·(max − mean)) and an
-interval of ±k frames around each peak. It is offline (it needs the whole clip); ours streams.
+The baseline is a plain feature-difference spotter in the style of Moilanen et al. (ICPR 2014): per-frame
+landmark alignment, 6×6 blocks, frame t against the mean of frames t−k and t+k, the contrast of the largest
+block differences, a fixed threshold (mean + 0.3·(max − mean)) and an interval of ±k frames around each
+peak. It is offline (it needs the whole clip); ours streams.
 
-    .venv/bin/python benchmarks/spotting_bench.py [--generator synth|clips] [--clips 4] [--fps 30 60 200]
-        [--photos astronaut] [--no-distractors] [--no-baseline]
+    .venv/bin/python benchmarks/spotting_bench.py [--quick] [--set realistic lab] [--no-baseline]
+        [--workers 2] [--json runs/spotting_bench.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import tempfile
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +54,36 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from realtime.align import AlignmentSettings, align_face  # noqa: E402
-from realtime.spotter import Spotter, SpotterOptions  # noqa: E402
+from realtime.capture import Frame, open_source  # noqa: E402
+from realtime.pipeline import Pipeline  # noqa: E402
 from realtime.tracking import FaceTracker  # noqa: E402
-from training.synth.faces import load_face_photo  # noqa: E402
-from training.synth.photos import photo_path  # noqa: E402
-from training.synth.scripted import ClipSpec, TrueEvent, frames, random_clip  # noqa: E402
-from training.synth.videos import VideoClipSpec, VideoRenderer, VideoSettings, plan_clips  # noqa: E402
+from training.synth.faces import load_face_photos  # noqa: E402
+from training.synth.photos import HELD_OUT_PHOTOS  # noqa: E402
+from training.synth.realistic import (  # noqa: E402
+    MOTION_NUISANCES,
+    NUISANCES,
+    RealisticClipSpec,
+    RealisticRenderer,
+    RealisticSettings,
+    photo_files,
+    plan_realistic_clips,
+    write_realistic_clip,
+)
+from training.synth.videos import VideoClipSpec, VideoRenderer, VideoSettings, plan_clips, read_video  # noqa: E402
+
+BASE = frozenset({"face_motion", "sway", "blinks", "lighting", "noise", "compression"})
+SINGLES = (
+    "talking",
+    "head_turns",
+    "expressions",
+    "exposure",
+    "white_balance",
+    "occlusion",
+    "leave_frame",
+    "small_face",
+    "low_resolution",
+)
+CAUSES = ("talking", "head_turns", "expressions", "occlusion", "leave_frame", "exposure", "white_balance")
 
 
 @dataclass(frozen=True)
@@ -61,35 +95,16 @@ class Interval:
 
 
 @dataclass(frozen=True)
-class SynthClip:
-    """A clip of the product generator, seen the way the benchmark sees a stand-in :class:`ClipSpec`."""
+class Job:
+    """One clip to run: its set (``realistic``/``lab``), group, and plan."""
 
-    spec: VideoClipSpec
-    photo: str
-
-    @property
-    def fps(self) -> float:
-        return self.spec.fps
-
-    @property
-    def n_frames(self) -> int:
-        return self.spec.n_frames
-
-    def truth(self, kinds: tuple[str, ...] = ("micro",)) -> list[Interval]:
-        return [
-            Interval(e.onset_frame, e.apex_frame, e.offset_frame, e.kind) for e in self.spec.events if e.kind in kinds
-        ]
+    clip_set: str
+    group: str
+    spec: RealisticClipSpec | VideoClipSpec
+    baseline: bool
 
 
-Clip = ClipSpec | SynthClip
-
-
-def clip_frames(clip: Clip):
-    """The frames of either kind of clip, one at a time."""
-    return VideoRenderer(clip.spec).frames() if isinstance(clip, SynthClip) else frames(clip)
-
-
-def iou(a: Interval | TrueEvent, b: Interval | TrueEvent) -> float:
+def iou(a: Interval, b: Interval) -> float:
     """IoU of two frame intervals, both ends included."""
     inter = min(a.offset_frame, b.offset_frame) - max(a.onset_frame, b.onset_frame) + 1
     if inter <= 0:
@@ -98,45 +113,48 @@ def iou(a: Interval | TrueEvent, b: Interval | TrueEvent) -> float:
     return inter / union
 
 
-def megc_match(spotted: Iterable[Interval], truth: list[TrueEvent], threshold: float = 0.5) -> list[tuple]:
-    """Pairs (spotted, true) of hits: each true interval matches at most one spotted one, best IoU first."""
+def megc_match(spotted: Iterable[Interval], truth: list[Interval], threshold: float = 0.5) -> list[tuple]:
+    """Pairs (spotted index, true index) of hits: each true interval matches at most one spotted one, best
+    IoU first."""
+    spotted = list(spotted)
     pairs = sorted(
         ((iou(s, t), si, ti) for si, s in enumerate(spotted) for ti, t in enumerate(truth)),
         key=lambda p: p[0],
         reverse=True,
     )
-    spotted = list(spotted)
     used_s, used_t, hits = set(), set(), []
     for overlap, si, ti in pairs:
         if overlap < threshold or si in used_s or ti in used_t:
             continue
         used_s.add(si)
         used_t.add(ti)
-        hits.append((spotted[si], truth[ti]))
+        hits.append((si, ti))
     return hits
 
 
-def spot_streaming(spec: Clip, options: SpotterOptions | None = None) -> tuple[list[Interval], dict]:
-    """Our spotter over the clip (face stage + streaming spotter, as in stream.py)."""
-    tracker, spotter = FaceTracker(), Spotter(options)
-    found, rejected, latencies = [], {}, []
-    spent = 0.0
-    for index, frame in enumerate(clip_frames(spec)):
-        start = time.perf_counter()
-        faces = tracker.process(frame)
-        for face in faces.faces[:1]:
-            result = spotter.update(face.face_id, index, index * 1000.0 / spec.fps, faces.gray, face.landmarks)
-            for event in result.events:
-                if event.kind == "micro":
-                    found.append(Interval(event.onset_frame, event.apex_frame, event.offset_frame))
-                    latencies.append(event.decided_ms - event.offset_ms)
-                else:
-                    rejected[event.kind] = rejected.get(event.kind, 0) + 1
-        spent += time.perf_counter() - start
+# --- the two spotters ---------------------------------------------------------------------------------------------
+
+
+def spot_pipeline(frames: Iterator[Frame]) -> tuple[list[Interval], dict]:
+    """Our spotter through the stream's pipeline (face stage + spotter), frame by frame."""
+    pipeline = Pipeline()
+    found, rejected = [], Counter()
+    with_face, ids, n, spent = [], set(), 0, 0.0
+    for frame in frames:
+        started = time.perf_counter()
+        result = pipeline.process(frame)
+        spent += time.perf_counter() - started
+        n += 1
+        with_face.append(bool(result.faces))
+        ids |= {face.face_id for face in result.faces}
+        found += [Interval(e.onset_frame, e.apex_frame, e.offset_frame) for e in result.events]
+        rejected.update(e.kind for e in result.rejected)
+    pipeline.close()
     return found, {
-        "rejected": rejected,
-        "decided_after_offset_ms": latencies,
-        "ms_per_frame": 1000 * spent / spec.n_frames,
+        "rejected": dict(rejected),
+        "with_face": with_face,
+        "face_ids": len(ids),
+        "ms_per_frame": 1000.0 * spent / max(n, 1),
     }
 
 
@@ -145,20 +163,24 @@ def _block_features(crop: np.ndarray, blocks: int) -> np.ndarray:
     return cv2.resize(crop[:size, :size], (blocks, blocks), interpolation=cv2.INTER_AREA).ravel()
 
 
-def spot_moilanen(spec: Clip, k_ms: float = 125.0, blocks: int = 6, top: int = 12, p: float = 0.3):
+def spot_moilanen(
+    images: Iterable[np.ndarray], fps: float, k_ms: float = 125.0, blocks: int = 6, top: int = 12, p: float = 0.3
+) -> tuple[list[Interval], dict]:
     """The plain baseline: per-frame alignment, feature difference against the average of t±k, fixed
     threshold, ±k intervals."""
     tracker, settings = FaceTracker(), AlignmentSettings(output_size=120)
     crops = []
-    for frame in clip_frames(spec):
-        faces = tracker.process(frame)
+    for image in images:
+        faces = tracker.process(image)
         if faces.faces:
             crop = align_face(faces.gray, faces.faces[0].landmarks, settings).image.astype(np.float32)
             crops.append(cv2.GaussianBlur(crop, (0, 0), 1.0))
         else:
             crops.append(crops[-1] if crops else np.zeros((120, 120), np.float32))
-    k = max(1, round(k_ms * spec.fps / 1000.0))
+    k = max(1, round(k_ms * fps / 1000.0))
     n = len(crops)
+    if n <= 2 * k:
+        return [], {}
     f = np.zeros(n)
     for t in range(k, n - k):
         average = 0.5 * (crops[t - k] + crops[t + k])
@@ -180,132 +202,295 @@ def spot_moilanen(spec: Clip, k_ms: float = 125.0, blocks: int = 6, top: int = 1
     return found, {}
 
 
-def _false_positive_causes(found: list[Interval], hits: list[tuple], spec: Clip) -> dict[str, int]:
-    """What each spotted interval that hit no micro-expression overlaps most: a distractor event (blink,
-    macro), a micro-expression it matched too poorly (IoU < 0.5: ``micro (poor IoU)``), or nothing (head
-    drift, lighting, noise: ``none``)."""
-    matched = {id(s) for s, _ in hits}
-    events = spec.truth(("micro", "macro", "blink"))
-    causes: dict[str, int] = {}
-    for spotted in found:
-        if id(spotted) in matched:
+# --- one clip -----------------------------------------------------------------------------------------------------
+
+
+def _frames_of(images: Iterable[np.ndarray], fps: float) -> Iterator[Frame]:
+    for index, image in enumerate(images):
+        yield Frame(index, index * 1000.0 / fps, image)
+
+
+def _recorded_frames(path: Path) -> Iterator[Frame]:
+    """The frames of a written clip as ``stream.py`` reads them."""
+    source = open_source(str(path))
+    try:
+        while True:
+            frame = source.read()
+            if frame is None:
+                return
+            yield frame
+    finally:
+        source.close()
+
+
+def _score(found: list[Interval], truth: dict, fps: float) -> dict:
+    """Hits, misses, apex errors and false-spot causes of one clip's spots against its truth."""
+    micro = [e for e in truth["events"] if e["kind"] == "micro"]
+    true = [Interval(e["onset_frame"], e["apex_frame"], e["offset_frame"]) for e in micro]
+    hits = megc_match(found, true)
+    hit_true = {ti: si for si, ti in hits}
+    matches = []
+    for ti, event in enumerate(micro):
+        si = hit_true.get(ti)
+        matches.append(
+            {
+                "apex_frame": event["apex_frame"],
+                "during": event.get("during", []),
+                "found": si is not None,
+                "apex_error_ms": None if si is None else abs(found[si].apex_frame - event["apex_frame"]) * 1000.0 / fps,
+            }
+        )
+    others = [e for e in truth["events"] if e["kind"] != "micro"]
+    spans = [
+        (name, s)
+        for name, item in truth.get("nuisances", {}).items()
+        if isinstance(item, dict) and name in CAUSES
+        for s in item.get("spans", [])
+    ]
+    matched = {si for si, _ in hits}
+    causes: Counter = Counter()
+    for si, spot in enumerate(found):
+        if si in matched:
             continue
-        overlaps = [(iou(spotted, e), e.kind) for e in events if iou(spotted, e) > 0]
-        kind = max(overlaps)[1] if overlaps else "none"
-        kind = "micro (poor IoU)" if kind == "micro" else kind
-        causes[kind] = causes.get(kind, 0) + 1
-    return causes
+        best, cause = 0.0, "none"
+        for event in micro:
+            overlap = iou(spot, Interval(event["onset_frame"], event["apex_frame"], event["offset_frame"]))
+            if overlap > best:
+                best, cause = overlap, "micro (poor IoU)"
+        for event in others:
+            overlap = iou(spot, Interval(event["onset_frame"], event["apex_frame"], event["offset_frame"]))
+            if overlap > best:
+                best, cause = overlap, "expression" if event["kind"] == "macro" else event["kind"]
+        if cause == "none":
+            for name, span in spans:
+                if span["start_frame"] <= spot.offset_frame and spot.onset_frame <= span["end_frame"]:
+                    cause = name
+                    break
+        causes[cause] += 1
+    return {"matches": matches, "tp": len(hits), "spotted": len(found), "true": len(true), "causes": dict(causes)}
 
 
-def _evaluate(job: tuple[str, Clip]) -> dict:
-    method, spec = job
-    found, info = spot_streaming(spec) if method == "ours" else spot_moilanen(spec)
-    truth = spec.truth()
-    hits = megc_match(found, truth)
-    info = {**info, "false_positives": _false_positive_causes(found, hits, spec)}
-    return {
-        "method": method,
-        "fps": spec.fps,
-        "photo": spec.photo,
-        "tp": len(hits),
-        "spotted": len(found),
-        "true": len(truth),
-        "apex_ms": [abs(s.apex_frame - t.apex_frame) * 1000.0 / spec.fps for s, t in hits],
-        "apex_frames": [abs(s.apex_frame - t.apex_frame) for s, t in hits],
-        "iou": [iou(s, t) for s, t in hits],
-        **info,
-    }
+def run_job(job: Job) -> list[dict]:
+    """Make one clip, run our spotter (and the baseline) on it, score both."""
+    spec = job.spec
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="spotbench-") as folder:
+        if isinstance(spec, RealisticClipSpec):
+            renderer = RealisticRenderer(spec)
+            written, _, _ = write_realistic_clip(renderer, Path(folder))
+            truth = renderer.truth()
+            path = Path(folder) / written
+            make_frames: Callable[[], Iterator[Frame]] = lambda: _recorded_frames(path)  # noqa: E731
+            images: Callable[[], Iterable[np.ndarray]] = lambda: read_video(path)  # noqa: E731
+            visible = renderer.visible.mean(axis=1) >= 0.5
+        else:
+            renderer = VideoRenderer(spec)
+            truth = renderer.truth()
+            make_frames = lambda: _frames_of(renderer.frames(), spec.fps)  # noqa: E731
+            images = renderer.frames
+            visible = np.ones(spec.n_frames, bool)
+        generated_s = time.perf_counter() - started
+        base = {
+            "set": job.clip_set,
+            "group": job.group,
+            "clip": f"{job.group}/{spec.name}",
+            "photo": spec.photo,
+            "fps": spec.fps,
+            "frames": spec.n_frames,
+            "minutes": spec.n_frames / spec.fps / 60.0,
+            "nuisances": sorted(getattr(spec, "nuisances", ())),
+            "generate_s": round(generated_s, 2),
+            "face_width_px": truth.get("face_width_px"),
+        }
+        rows = []
+        found, info = spot_pipeline(make_frames())
+        with_face = np.array(info.pop("with_face"), bool)[: len(visible)]
+        shown = visible[: len(with_face)]
+        info["face_found_share"] = float(with_face[shown].mean()) if shown.any() else None
+        rows.append({**base, "method": "ours", **_score(found, truth, spec.fps), **info})
+        if job.baseline:
+            found, info = spot_moilanen(images(), spec.fps)
+            rows.append({**base, "method": "moilanen", **_score(found, truth, spec.fps), **info})
+    return rows
 
 
-def _summary(rows: list[dict]) -> str:
+# --- the run --------------------------------------------------------------------------------------------------------
+
+
+def plan_jobs(sets: list[str], quick: bool, seed: int, baseline: bool, seconds: float) -> list[Job]:
+    photos = load_face_photos(photo_files(HELD_OUT_PHOTOS))
+    jobs: list[Job] = []
+    if "realistic" in sets:
+        per_single, mixed, quiet = (1, 2, 2) if quick else (2, 6, 6)
+        groups: list[tuple[str, RealisticSettings, int]] = [
+            ("base", RealisticSettings(seconds=seconds, nuisances=BASE, sometimes=frozenset()), per_single)
+        ]
+        for name in SINGLES:
+            settings = RealisticSettings(seconds=seconds, nuisances=BASE | {name}, sometimes=frozenset())
+            groups.append((f"base+{name}", settings, per_single))
+        groups.append(("mixed", RealisticSettings(seconds=seconds), mixed))
+        groups.append(("quiet", RealisticSettings(seconds=seconds, micro=0), quiet))
+        for number, (group, settings, count) in enumerate(groups):
+            for spec in plan_realistic_clips(photos, settings, seed + 1000 * number, count):
+                jobs.append(Job("realistic", group, spec, baseline))
+    if "lab" in sets:
+        count = 2 if quick else 6
+        for spec in plan_clips(photos, VideoSettings(fps=30.0, frame_size=(640, 480)), seed, count):
+            jobs.append(Job("lab", "lab", spec, baseline))
+    return jobs
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Pooled P, R, F1, apex error, false alarms per minute of a list of clip rows."""
     tp = sum(r["tp"] for r in rows)
     spotted = sum(r["spotted"] for r in rows)
     true = sum(r["true"] for r in rows)
+    minutes = sum(r["minutes"] for r in rows)
     precision = tp / spotted if spotted else 0.0
     recall = tp / true if true else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    apex = [a for r in rows for a in r["apex_ms"]]
-    apex_frames = [a for r in rows for a in r["apex_frames"]]
-    text = f"P {precision:.2f}  R {recall:.2f}  F1 {f1:.2f}  (TP {tp}, spotted {spotted}, true {true})"
-    if apex:
-        within = np.mean(np.array(apex_frames) <= 1)
-        text += f"  apex error {np.mean(apex):.1f} ms mean, {np.max(apex):.1f} ms max, within 1 frame {within:.0%}"
-    rejected: dict[str, int] = {}
+    apex = [m["apex_error_ms"] for r in rows for m in r["matches"] if m["found"]]
+    causes: Counter = Counter()
     for r in rows:
-        for kind, count in r.get("rejected", {}).items():
-            rejected[kind] = rejected.get(kind, 0) + count
-    if rejected:
-        text += "  rejected " + ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()))
-    causes: dict[str, int] = {}
-    for r in rows:
-        for kind, count in r.get("false_positives", {}).items():
-            causes[kind] = causes.get(kind, 0) + count
-    if causes:
-        text += "  false positives on " + ", ".join(f"{k} {v}" for k, v in sorted(causes.items()))
-    return text
+        causes.update(r["causes"])
+    shares = [r["face_found_share"] for r in rows if r.get("face_found_share") is not None]
+    return {
+        "clips": len(rows),
+        "true": true,
+        "spotted": spotted,
+        "tp": tp,
+        "precision": round(precision, 3),
+        "recall": round(recall, 3),
+        "f1": round(f1, 3),
+        "apex_error_ms": round(float(np.mean(apex)), 1) if apex else None,
+        "false_per_minute": round((spotted - tp) / minutes, 2) if minutes else None,
+        "false_causes": dict(causes.most_common()),
+        "face_found_share": round(float(np.mean(shares)), 3) if shares else None,
+        "face_ids_max": max((r.get("face_ids", 0) for r in rows), default=0),
+    }
+
+
+def motion_split(rows: list[dict]) -> dict:
+    """Recall and apex error of the micro-expressions in still stretches and during other motion."""
+    out = {}
+    for name, keep in (("still", lambda m: not m["during"]), ("during motion", lambda m: bool(m["during"]))):
+        matches = [m for r in rows for m in r["matches"] if keep(m)]
+        found = [m for m in matches if m["found"]]
+        out[name] = {
+            "true": len(matches),
+            "found": len(found),
+            "recall": round(len(found) / len(matches), 3) if matches else None,
+            "apex_error_ms": round(float(np.mean([m["apex_error_ms"] for m in found])), 1) if found else None,
+        }
+    for nuisance in MOTION_NUISANCES:
+        matches = [m for r in rows for m in r["matches"] if nuisance in m["during"]]
+        if matches:
+            found = sum(m["found"] for m in matches)
+            out[f"during {nuisance}"] = {"true": len(matches), "found": found, "recall": round(found / len(matches), 3)}
+    return out
+
+
+def _line(name: str, s: dict, width: int = 24) -> str:
+    apex = "-" if s["apex_error_ms"] is None else f"{s['apex_error_ms']:.0f}"
+    faces = "-" if s["face_found_share"] is None else f"{100 * s['face_found_share']:.0f}%"
+    fa = "-" if s["false_per_minute"] is None else f"{s['false_per_minute']:.1f}"
+    return (
+        f"  {name:<{width}} {s['clips']:>5} {s['true']:>5} {s['tp']:>4} {s['spotted']:>6}  {s['precision']:.2f}  "
+        f"{s['recall']:.2f}  {s['f1']:.2f}  {apex:>6}  {fa:>6}  {faces:>6}  {s['face_ids_max']:>4}"
+    )
+
+
+HEADER = "  {:<24} clips  true   tp  spots     P     R    F1  apex ms  FA/min  faces   ids".format("group")
+
+
+def report(rows: list[dict], methods: list[str]) -> dict:
+    """Print the tables and return the JSON summary."""
+    out: dict = {}
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        print(f"\n{method}")
+        print(HEADER)
+        summary: dict = {}
+        realistic = [r for r in mine if r["set"] == "realistic"]
+        if realistic:
+            micro = [r for r in realistic if r["group"] != "quiet"]
+            groups = sorted({r["group"] for r in micro}, key=lambda g: (g != "base", g == "mixed", g))
+            for group in groups:
+                summary[group] = summarise([r for r in micro if r["group"] == group])
+                print(_line(group, summary[group]))
+            summary["realistic (all with micro)"] = summarise(micro)
+            print(_line("realistic, all", summary["realistic (all with micro)"]))
+            quiet = [r for r in realistic if r["group"] == "quiet"]
+            if quiet:
+                summary["quiet (nuisance only)"] = summarise(quiet)
+                print(_line("nuisance-only clips", summary["quiet (nuisance only)"]))
+            by_nuisance = {}
+            for nuisance in NUISANCES:
+                chosen = [r for r in micro if nuisance in r["nuisances"]]
+                if chosen:
+                    by_nuisance[nuisance] = summarise(chosen)
+            summary["clips with nuisance"] = by_nuisance
+            split = motion_split(micro)
+            summary["micro still vs during motion"] = split
+            print(
+                "  micro-expressions: "
+                + "; ".join(
+                    f"{k} {v['found']}/{v['true']}"
+                    + (f" (apex {v['apex_error_ms']:.0f} ms)" if v.get("apex_error_ms") else "")
+                    for k, v in split.items()
+                )
+            )
+            causes = summary["realistic (all with micro)"]["false_causes"]
+            quiet_causes = summary.get("quiet (nuisance only)", {}).get("false_causes", {})
+            print(f"  false spots on: {causes}; on nuisance-only clips: {quiet_causes}")
+        lab = [r for r in mine if r["set"] == "lab"]
+        if lab:
+            summary["lab"] = summarise(lab)
+            print(_line("lab (still face)", summary["lab"]))
+        if method == "ours":
+            cost = [r["ms_per_frame"] for r in mine if "ms_per_frame" in r]
+            if cost:
+                summary["pipeline_ms_per_frame"] = round(float(np.mean(cost)), 2)
+        out[method] = summary
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--generator",
-        choices=("synth", "clips"),
-        default="synth",
-        help="synth: training.synth's spotting videos (default); clips: the stand-in tests/realtime/clips.py",
-    )
-    parser.add_argument("--clips", type=int, default=4, help="clips per photo and frame rate (default 4)")
-    parser.add_argument("--fps", type=float, nargs="+", default=[30.0, 60.0, 200.0])
-    parser.add_argument(
-        "--photos", nargs="+", help="grace_hopper and/or astronaut (default: synth astronaut; clips both)"
-    )
-    parser.add_argument("--no-distractors", action="store_true")
+    parser.add_argument("--set", dest="sets", nargs="+", choices=("realistic", "lab"), default=["realistic", "lab"])
+    parser.add_argument("--quick", action="store_true", help="one or two clips per group (about a third of the time)")
+    parser.add_argument("--seconds", type=float, default=None, help="realistic clip length (default 12; quick 10)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the Moilanen-style baseline")
-    parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=ROOT / "runs" / "spotting_bench.json", help="where the JSON goes")
     args = parser.parse_args(argv)
-
-    if args.photos is None:
-        args.photos = ["astronaut"] if args.generator == "synth" else ["grace_hopper", "astronaut"]
-    if args.generator == "synth":
-        specs: list[Clip] = []
-        for fps in args.fps:
-            for photo in args.photos:
-                settings = VideoSettings(fps=fps, frame_size=(640, 480), distractors=not args.no_distractors)
-                planned = plan_clips([load_face_photo(photo_path(photo))], settings, args.seed, args.clips)
-                specs += [SynthClip(spec, photo) for spec in planned]
-    else:
-        rng = np.random.default_rng(args.seed)
-        specs = [
-            random_clip(rng, fps, photo=photo, distractors=not args.no_distractors)
-            for fps in args.fps
-            for photo in args.photos
-            for _ in range(args.clips)
-        ]
-    methods = ["ours"] if args.no_baseline else ["ours", "moilanen"]
-    jobs = [(m, s) for m in methods for s in specs]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    seconds = args.seconds or (10.0 if args.quick else 12.0)
     started = time.perf_counter()
+    jobs = plan_jobs(args.sets, args.quick, args.seed, not args.no_baseline, seconds)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        rows = list(pool.map(_evaluate, jobs))
+        rows = [row for result in pool.map(run_job, jobs) for row in result]
+    elapsed = time.perf_counter() - started
+    frames = sum(j.spec.n_frames for j in jobs)
+    generated = sum(r["generate_s"] for r in rows if r["method"] == "ours")
     print(
-        f"{args.generator}: {len(specs)} clips ({args.clips} per photo and rate), "
-        f"distractors {'off' if args.no_distractors else 'on'}, "
-        f"{time.perf_counter() - started:.0f} s"
+        f"spotting bench: {len(jobs)} clips ({frames} frames) on held-out faces {', '.join(HELD_OUT_PHOTOS)}, "
+        f"{elapsed:.0f} s with {args.workers} workers; generating took {generated:.0f} s of it "
+        f"({1000 * generated / max(frames, 1):.1f} ms per frame)"
     )
-    for method in methods:
-        mine = [r for r in rows if r["method"] == method]
-        print(f"\n{method}: {_summary(mine)}")
-        for fps in args.fps:
-            print(f"  {fps:>5.0f} fps: {_summary([r for r in mine if r['fps'] == fps])}")
-        for photo in args.photos:
-            print(f"  {photo:>12}: {_summary([r for r in mine if r['photo'] == photo])}")
-        if method == "ours":
-            late = [v for r in mine for v in r["decided_after_offset_ms"]]
-            cost = np.mean([r["ms_per_frame"] for r in mine])
-            if late:
-                print(
-                    f"  event reported {np.mean(late):.1f} ms (max {np.max(late):.1f}) of stream time after its "
-                    f"spotted offset; face stage + spotter {cost:.2f} ms per frame"
-                )
+    methods = ["ours"] if args.no_baseline else ["ours", "moilanen"]
+    summary = report(rows, methods)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "command": "benchmarks/spotting_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "held_out_photos": list(HELD_OUT_PHOTOS),
+        "seconds": round(elapsed, 1),
+        "summary": summary,
+        "clips": rows,
+    }
+    args.json.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"\nJSON: {args.json}")
     return 0
 
 

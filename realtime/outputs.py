@@ -1,13 +1,12 @@
 """What the recognizer writes: events (JSON Lines), per-frame rows (CSV) and the annotated video.
 
 - Events: one JSON object per spotted micro-expression, written and flushed (and synced to disk) the moment
-  it is spotted, so a crash or a pulled plug loses nothing already reported. The keys, in order:
-  ``face, onset_frame, apex_frame, offset_frame, onset_ms, apex_ms, offset_ms, score, label, confidence,
-  probabilities``; frame indices are 0-based over every decoded frame of the source.
-- CSV: one row per frame and face, in the spirit of OpenFace's output (``frame``, ``face_id``,
-  ``success``…): frame, time, face id, whether the face was found (``success``), detected or tracked, the
-  box, the alignment angle, the spotting signal and threshold, and whether an event is under way. A frame
-  with no face still gets a row (``success`` 0, ``detection`` ``none``), so gaps are visible, not silent.
+  it is spotted, so a crash or a pulled plug loses nothing already reported. The keys, their order and
+  meaning are :data:`realtime.schema.EVENT_FIELDS`; frame indices are 0-based over every decoded frame.
+- CSV: one row per frame and face, OpenFace-style (frame, timestamp, face_id, confidence, success, the 68
+  landmarks, the head pose) with the spotter's view (each region's motion, the signal, the threshold, the
+  in-event flag); the columns are :func:`realtime.schema.frame_fields`. A frame with no face still gets a
+  row (``success`` 0, ``detection`` ``none``, the rest empty), so gaps are visible, not silent.
 - Video: the annotated frames at the source's size (padded to even) and frame rate, H.264 (yuv420p) through
   PyAV, so that browsers and ordinary players open it and the HTML report can show it.
 
@@ -27,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import math
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -36,35 +34,9 @@ import cv2
 import numpy as np
 
 from realtime.errors import UserInputError
+from realtime.pose import PoseEstimator
+from realtime.schema import FrameRecord, format_row, frame_fields, frame_rows
 
-CSV_COLUMNS = (
-    "frame",
-    "time_ms",
-    "face_id",
-    "success",
-    "detection",
-    "box_x",
-    "box_y",
-    "box_width",
-    "box_height",
-    "angle_deg",
-    "signal",
-    "threshold",
-    "in_event",
-)
-EVENT_KEYS = (
-    "face",
-    "onset_frame",
-    "apex_frame",
-    "offset_frame",
-    "onset_ms",
-    "apex_ms",
-    "offset_ms",
-    "score",
-    "label",
-    "confidence",
-    "probabilities",
-)
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 # extension → (FFmpeg muxer, its options): containers that stay readable when the writer is killed
 _CONTAINERS = {
@@ -128,40 +100,6 @@ class _SyncClock:
         return False
 
 
-def _number(value: float, digits: int) -> float:
-    value = float(value)
-    return round(value, digits) if math.isfinite(value) else 0.0
-
-
-def event_record(
-    face: int,
-    onset_frame: int,
-    apex_frame: int,
-    offset_frame: int,
-    onset_ms: float,
-    apex_ms: float,
-    offset_ms: float,
-    score: float,
-    label: str,
-    confidence: float,
-    probabilities: dict[str, float],
-) -> dict:
-    """The event as the JSON object of the events file (keys in their documented order, plain numbers)."""
-    return {
-        "face": int(face),
-        "onset_frame": int(onset_frame),
-        "apex_frame": int(apex_frame),
-        "offset_frame": int(offset_frame),
-        "onset_ms": _number(onset_ms, 1),
-        "apex_ms": _number(apex_ms, 1),
-        "offset_ms": _number(offset_ms, 1),
-        "score": _number(score, 2),
-        "label": str(label),
-        "confidence": _number(confidence, 4),
-        "probabilities": {str(k): _number(v, 4) for k, v in probabilities.items()},
-    }
-
-
 class EventWriter:
     """Events as JSON Lines, each flushed and synced as it is written."""
 
@@ -183,55 +121,28 @@ class EventWriter:
 
 
 class FrameCsvWriter:
-    """One CSV row per frame and face (and one per frame without a face), on disk up to the last second
-    of video: flushed and synced whenever a row is a second of video time after the last sync."""
+    """One CSV row per frame and face (and one per frame without a face): the columns of
+    :func:`realtime.schema.frame_fields`; ``landmarks=False`` leaves out ``x_0`` … ``y_67``. It fits the head
+    pose (the schema's ``pose_R*`` and ``confidence``) of every face it writes.
+    It is on disk up to the last second of video: flushed and synced whenever a row is a second of video
+    time after the last sync."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, landmarks: bool = True) -> None:
         self.path = check_writable(path, "the CSV")
+        self.landmarks = landmarks
+        self.fields = frame_fields(landmarks)
+        self.estimator = PoseEstimator()
         self._file = _open(self.path, "the CSV", newline="")
         self._writer = csv.writer(self._file)
-        self._writer.writerow(CSV_COLUMNS)
+        self._writer.writerow(f.name for f in self.fields)
         self._clock = _SyncClock()
 
-    def _synced(self, time_ms: float) -> None:
-        if self._clock.due(time_ms):
+    def write(self, record: FrameRecord) -> None:
+        """The rows of one frame (:class:`realtime.schema.FrameRecord`)."""
+        for row in frame_rows(record, self.landmarks):
+            self._writer.writerow(format_row(row, self.fields))
+        if self._clock.due(record.t_ms):
             _sync(self._file)
-
-    def write_face(
-        self,
-        frame: int,
-        time_ms: float,
-        face_id: int,
-        detected: bool,
-        box: tuple[int, int, int, int],
-        angle_deg: float,
-        signal: float,
-        threshold: float,
-        in_event: bool,
-    ) -> None:
-        x, y, w, h = box
-        self._writer.writerow(
-            (
-                frame,
-                f"{time_ms:.1f}",
-                face_id,
-                1,
-                "detected" if detected else "tracked",
-                x,
-                y,
-                w,
-                h,
-                f"{angle_deg:.2f}",
-                f"{signal:.2f}",
-                f"{threshold:.2f}",
-                int(in_event),
-            )
-        )
-        self._synced(time_ms)
-
-    def write_no_face(self, frame: int, time_ms: float) -> None:
-        self._writer.writerow((frame, f"{time_ms:.1f}", "", 0, "none", "", "", "", "", "", "", "", 0))
-        self._synced(time_ms)
 
     def close(self) -> None:
         if not self._file.closed:

@@ -27,8 +27,8 @@ import numpy as np
 
 from realtime.capture import Frame
 from realtime.classify import Classifier
-from realtime.outputs import event_record
-from realtime.spotter import SpotSignal, SpottedEvent, Spotter, SpotterOptions
+from realtime.schema import event_record
+from realtime.spotter import RegionMotion, SpotSignal, SpottedEvent, Spotter, SpotterOptions
 from realtime.tracking import FaceTracker, TrackedFace, TrackingOptions
 
 STAGES = ("capture", "face", "spot", "classify", "render", "output")
@@ -50,7 +50,9 @@ class MicroExpression:
     Frame indices are 0-based over every frame of the source; ``label``/``confidence``/``probabilities``
     come from the classifier (empty without one); ``decided_frame``/``decided_ms`` when the offset was seen
     and ``latency_ms`` the wall-clock time from that frame's arrival in the pipeline to this event;
-    ``apex_crop`` the aligned face that was classified (BGR, the model's input size; None without one).
+    ``apex_crop`` the aligned face that was classified (BGR, the model's input size; None without one);
+    ``moved`` the regions that moved (:class:`realtime.spotter.RegionMotion`, largest share first). The events
+    file's object is :meth:`to_json` (keys: :data:`realtime.schema.EVENT_FIELDS`).
     """
 
     face: int
@@ -67,23 +69,12 @@ class MicroExpression:
     decided_frame: int
     decided_ms: float
     latency_ms: float
+    moved: tuple[RegionMotion, ...] = ()
     apex_crop: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
-        """The events file's object (exact keys and order)."""
-        return event_record(
-            self.face,
-            self.onset_frame,
-            self.apex_frame,
-            self.offset_frame,
-            self.onset_ms,
-            self.apex_ms,
-            self.offset_ms,
-            self.score,
-            self.label,
-            self.confidence,
-            self.probabilities,
-        )
+        """The events file's object (exact keys and order: :func:`realtime.schema.event_record`)."""
+        return event_record(self)
 
 
 @dataclass(frozen=True)
@@ -230,7 +221,8 @@ class Pipeline:
                     event.decided_frame,
                     event.decided_ms,
                     latency,
-                    crop,
+                    moved=tuple(getattr(event, "moved", ())),
+                    apex_crop=crop,
                 )
             )
         return tuple(out)

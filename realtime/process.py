@@ -19,7 +19,7 @@ import itertools
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from realtime.pipeline import FrameResult, MicroExpression, Pipeline, StageTimes
+from realtime.schema import frame_record
 
 THUMB_PX = 128  # apex thumbnails are stored at most this size (the report shows them at about 112 px)
 TRACE_POINTS = 1500  # per face: the report's signal is decimated to this many points (peaks kept)
@@ -48,23 +49,7 @@ class Outputs:
 
 def write_rows(csv_writer, result: FrameResult) -> None:
     """The CSV rows of one frame: one per face, or one ``success 0`` row when no face was found."""
-    frame = result.frame
-    if not result.faces:
-        csv_writer.write_no_face(frame.index, frame.t_ms)
-        return
-    for face, signal in zip(result.faces, result.signals, strict=True):
-        box = face.box
-        csv_writer.write_face(
-            frame.index,
-            frame.t_ms,
-            face.face_id,
-            face.detected,
-            (box.left, box.top, box.width, box.height),
-            face.angle_deg,
-            signal.signal,
-            signal.threshold,
-            signal.in_event,
-        )
+    csv_writer.write(frame_record(result, csv_writer.estimator))
 
 
 def _thumbnail_png(crop: np.ndarray) -> bytes:
@@ -159,22 +144,24 @@ class RunStats:
     labels: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def run_frames(
+def iter_frames(
     source,
     pipeline: Pipeline,
     outputs: Outputs,
+    stats: RunStats,
     *,
     renderer=None,
     show: Callable[[np.ndarray], bool] | None = None,
     on_event: Callable[[MicroExpression], None] | None = None,
     recorder: ReportRecorder | None = None,
     stop=None,
-) -> RunStats:
-    """Every frame of ``source`` through ``pipeline`` into ``outputs`` until the source ends, ``show``
-    returns False (the window was closed), Ctrl-C, or ``stop`` (a :class:`realtime.stopping.StopSignals`)
-    has a request, looked at between two frames. ``renderer`` draws the overlay for ``show`` and the
-    annotated video (needed when either is there)."""
-    stats = RunStats()
+) -> Iterator[FrameResult]:
+    """The frame loop: every frame of ``source`` through ``pipeline`` into ``outputs``, yielding each
+    :class:`FrameResult` once its outputs are written, until the source ends, ``show`` returns False (the
+    window was closed) or ``stop`` (a :class:`realtime.stopping.StopSignals`) has a request, looked at
+    between two frames; ``stats`` is filled as it goes. ``renderer`` draws the overlay for ``show`` and the
+    annotated video (needed when either is there). :func:`run_frames` and :class:`realtime.Recognizer` both
+    run this loop."""
     times = stats.times
     started = time.perf_counter()
     fps_clock, fps_frames, shown_fps = time.perf_counter(), 0, 0.0
@@ -219,24 +206,58 @@ def run_frames(
             times.add(stage_ms)
             times.frames += 1
             stats.frames += 1
+            stats.elapsed_s = time.perf_counter() - started
+            yield result
 
             if show is not None and not show(annotated):
                 break
+    finally:
+        stats.elapsed_s = time.perf_counter() - started
+
+
+def run_frames(
+    source,
+    pipeline: Pipeline,
+    outputs: Outputs,
+    *,
+    renderer=None,
+    show: Callable[[np.ndarray], bool] | None = None,
+    on_event: Callable[[MicroExpression], None] | None = None,
+    recorder: ReportRecorder | None = None,
+    stop=None,
+) -> RunStats:
+    """:func:`iter_frames` to the end (or Ctrl-C, which ends the run with ``interrupted`` set, or a request
+    of ``stop``)."""
+    stats = RunStats()
+    try:
+        for _ in iter_frames(
+            source,
+            pipeline,
+            outputs,
+            stats,
+            renderer=renderer,
+            show=show,
+            on_event=on_event,
+            recorder=recorder,
+            stop=stop,
+        ):
+            pass
     except KeyboardInterrupt:
         stats.interrupted = True
-    stats.elapsed_s = time.perf_counter() - started
     return stats
 
 
 @dataclass(frozen=True)
 class RecordedOptions:
     """How a recorded video is processed into a folder: ``fps`` for a frame folder or a video that
-    reports none, ``max_faces``, ``csv`` writes ``frames.csv``, ``annotate`` writes ``annotated.mp4``
+    reports none, ``max_faces``, ``csv`` writes ``frames.csv`` (with the 68 landmarks unless
+    ``csv_landmarks`` is False), ``annotate`` writes ``annotated.mp4``
     (``landmarks`` draws the 68 points on it)."""
 
     fps: float | None = None
     max_faces: int = 1
     csv: bool = False
+    csv_landmarks: bool = True
     annotate: bool = False
     landmarks: bool = False
 
@@ -282,7 +303,7 @@ def process_recorded(
     try:
         outputs.events = EventWriter(folder / EVENTS_FILE)
         if options.csv:
-            outputs.csv = FrameCsvWriter(folder / CSV_FILE)
+            outputs.csv = FrameCsvWriter(folder / CSV_FILE, landmarks=options.csv_landmarks)
             files.append(CSV_FILE)
         if options.annotate:
             outputs.video = VideoWriter(folder / VIDEO_FILE, source.fps)

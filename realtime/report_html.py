@@ -248,9 +248,26 @@ def _event_cards(video: VideoReport, colours: dict[str, str]) -> str:
             f"{_e(event.get('apex_frame', ''))}</span>"
             f'<span class="when">{_num(float(event.get("onset_ms", 0)) / 1000, 2)}–'
             f"{_num(float(event.get('offset_ms', 0)) / 1000, 2)} s · face {_e(event.get('face', 0))}</span>"
-            f'<span class="probs">{hint}</span></figcaption></figure>'
+            f'<span class="probs">{hint}</span>{_moved_line(event)}</figcaption></figure>'
         )
     return f'<div class="cards">{"".join(cards)}</div>'
+
+
+def moved_text(event: dict, regions: int = 3) -> str:
+    """The regions that moved in an event, for people: ``"brow left up 31% · brow right up 28%"``."""
+    parts = []
+    for item in (event.get("moved") or [])[:regions]:
+        name = str(item.get("region", "")).replace("_", " ")
+        direction = f" {item['direction']}" if item.get("direction") else ""
+        parts.append(f"{name}{direction} {100 * float(item.get('share') or 0):.0f}%")
+    return " · ".join(parts)
+
+
+def _moved_line(event: dict) -> str:
+    text = moved_text(event)
+    if not text:
+        return ""
+    return f'<span class="moved" title="regions that moved, share of the movement">{_e(text)}</span>'
 
 
 def _stage_line(summary: dict) -> str:
@@ -368,6 +385,7 @@ svg text{font-family:inherit}
 .event-card figcaption span{display:block}
 .event-label{font-weight:700;font-size:14px;text-transform:capitalize}
 .conf{font-variant-numeric:tabular-nums;color:var(--ink);font-weight:600}
+.moved{font-size:11px;color:var(--ink);white-space:normal}
 .when,.probs{font-size:11px;color:var(--muted);white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .when b{color:var(--ink);font-weight:600} .probs{margin-top:4px;white-space:normal}
 video.annotated{display:block;width:100%;max-width:960px;margin:12px 0 4px;background:#000;border-radius:6px}

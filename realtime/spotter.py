@@ -72,6 +72,20 @@ EYE_REGIONS = ("eye_left", "eye_right")
 BROW_REGIONS = ("brow_left", "brow_right")
 _PAD = {"brow_left": 0.05, "brow_right": 0.05, "eye_left": 0.04, "eye_right": 0.04, "nose": 0.03}
 _DEFAULT_PAD = 0.06
+MIN_DIRECTION_PX = 0.1  # crop pixels (of crop_px): a region's mean flow below this has no direction
+MOVED_FRACTION = 0.25  # a region moved in an event when its peak excess reaches this fraction of the largest
+
+
+@dataclass(frozen=True)
+class RegionMotion:
+    """One region that moved in an event: ``region`` (a :data:`REGIONS` name), ``share`` (its fraction of the
+    event's movement; the shares of an event sum to at most 1) and ``direction`` (``"up"``, ``"down"``,
+    ``"left"``, ``"right"``, ``"inward"``, ``"outward"`` or ``""`` when unknown: image directions on the
+    aligned face, inward/outward relative to the face's midline for paired regions such as mouth corners)."""
+
+    region: str
+    share: float
+    direction: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,6 +167,7 @@ class SpottedEvent:
     movement: float = 0.0
     decided_frame: int = -1
     decided_ms: float = 0.0
+    moved: tuple[RegionMotion, ...] = ()
 
     @property
     def duration_ms(self) -> float:
@@ -180,6 +195,7 @@ class SpotSignal:
     apex_candidate: bool
     events: tuple[SpottedEvent, ...] = ()
     apex_frame: int = -1
+    region_motion: dict[str, float] = field(default_factory=dict)
 
 
 def _similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -276,6 +292,7 @@ class FaceSpotter:
         self._active: list[_Sample] | None = None
         self._below_since: float | None = None
         self._peak = 0.0
+        self._peak_face: tuple[float, np.ndarray] | None = None  # issue 13 stand-in: see _moved
 
     # -- alignment -------------------------------------------------------------------------------------
     def _coarse_matrix(self, landmarks: np.ndarray, dt_ms: float) -> np.ndarray:
@@ -485,6 +502,7 @@ class FaceSpotter:
                     len(self._idle_s) >= opts.min_noise_samples and t_ms - self._idle_s[0][0] >= opts.min_noise_ms
                 ) or t_ms - self._start_ms >= opts.warmup_ms + opts.noise_ms
                 if ready and armed and signal > threshold:
+                    self._keep_peak_face(face, signal)
                     self._active = [sample]
                     self._peak = signal
                     self._below_since = None
@@ -493,6 +511,7 @@ class FaceSpotter:
                 self._jacobian, self._jacobian_ms = None, t_ms
         else:
             self._active.append(sample)
+            self._keep_peak_face(face, signal)
             if signal > self._peak:
                 self._peak = signal
             apex_candidate = signal >= 0.7 * self._peak
@@ -519,6 +538,7 @@ class FaceSpotter:
             apex_candidate,
             events,
             apex_frame if self._active is not None else -1,
+            {name: round(float(v), 3) for name, v in zip(self._region_names, z, strict=True)},
         )
 
     # -- event decisions -------------------------------------------------------------------------------
@@ -567,6 +587,8 @@ class FaceSpotter:
         moves_peak = np.max(np.stack([s.moves for s in event_samples]), axis=0)
         frame_ms = (offset.t_ms - onset.t_ms) / max(offset.frame_index - onset.frame_index, 1)
         kind = self._kind(duration, excess_peak, magnitude, gave_up, frame_ms, moves_peak)
+        moved = self._moved(excess_peak)
+        self._peak_face = None
         return SpottedEvent(
             self.face_id,
             onset.frame_index,
@@ -582,7 +604,52 @@ class FaceSpotter:
             round(magnitude, 4),
             frame_index,
             t_ms,
+            moved,
         )
+
+    # -- the regions that moved (issue 13's stand-in until the spotter rewrite brings its own) ----------------
+    def _keep_peak_face(self, face: np.ndarray, signal: float) -> None:
+        """The stabilised crop of the event's strongest frame so far (its movement's direction is read from it)."""
+        if self._peak_face is None or signal >= self._peak_face[0]:
+            self._peak_face = (signal, face.copy())
+
+    def _moved(self, excess_peak: np.ndarray) -> tuple[RegionMotion, ...]:
+        """The regions whose peak excess reached ``MOVED_FRACTION`` of the largest, largest share of the event's
+        (positive) excess first. The direction is each region's mean dense optical flow (Farnebäck) from the
+        frozen reference face to the event's strongest frame, both stabilised crops: dlib's landmarks are too
+        unreliable for it (on a lowered brow they move up)."""
+        positive = np.maximum(np.asarray(excess_peak, np.float64), 0.0)
+        total, top = float(positive.sum()), float(positive.max(initial=0.0))
+        if total <= 0.0:
+            return ()
+        flow = None
+        if self._peak_face is not None and self._reference is not None:
+
+            def as_bytes(crop: np.ndarray) -> np.ndarray:
+                return np.clip(crop * 40.0 + 128.0, 0, 255).astype(np.uint8)
+
+            dense = cv2.calcOpticalFlowFarneback(
+                as_bytes(self._reference), as_bytes(self._peak_face[1]), None, 0.5, 2, 9, 3, 5, 1.1, 0
+            )
+            flow = np.stack([self._regions @ dense[..., 0].ravel(), self._regions @ dense[..., 1].ravel()], axis=1)
+        moved = []
+        for position in np.argsort(-positive):
+            if positive[position] < MOVED_FRACTION * top:
+                break
+            name = self._region_names[position]
+            direction = ""
+            if flow is not None:
+                dx, dy = flow[position]
+                if max(abs(dx), abs(dy)) >= MIN_DIRECTION_PX:
+                    if abs(dy) >= abs(dx):
+                        direction = "down" if dy > 0 else "up"
+                    elif name.endswith(("_left", "_right")):  # image-left / image-right half of a pair
+                        side = -1.0 if name.endswith("_left") else 1.0
+                        direction = "outward" if dx * side > 0 else "inward"
+                    else:
+                        direction = "right" if dx > 0 else "left"
+            moved.append(RegionMotion(name, round(float(positive[position]) / total, 3), direction))
+        return tuple(moved)
 
     def _apex(self, samples: list[_Sample]) -> _Sample:
         """The peak: argmax of the lightly smoothed signal, refined by a parabola through its neighbours."""

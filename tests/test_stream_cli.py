@@ -39,6 +39,7 @@ EVENT_KEYS = [
     "label",
     "confidence",
     "probabilities",
+    "moved",
 ]
 SPEC = ClipSpec(
     fps=30.0,

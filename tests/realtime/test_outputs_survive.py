@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from realtime.outputs import FrameCsvWriter, VideoWriter
-from tests.realtime.clips import ClipSpec, frames, micro
+from realtime.schema import FrameRecord
+from training.synth.scripted import ClipSpec, frames, micro
 
 ROOT = Path(__file__).resolve().parents[2]
 FPS = 30.0
@@ -182,6 +183,7 @@ WRITER_SCRIPT = """
 import sys
 import numpy as np
 from realtime.outputs import FrameCsvWriter, VideoWriter
+from realtime.schema import FrameRecord
 
 path, frames, width, height = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 video = VideoWriter(path, 30.0)
@@ -190,7 +192,7 @@ for i in range(frames):
     image = np.zeros((height, width, 3), np.uint8)
     image[:, : (i * 7) % width] = (40, 160, 220)
     video.write(image)
-    table.write_no_face(i, i * 1000.0 / 30.0)
+    table.write(FrameRecord(i, i * 1000.0 / 30.0, ()))
 print("written", flush=True)
 sys.stdin.readline()  # killed here, nothing closed
 """
@@ -237,7 +239,7 @@ def test_the_annotated_video_is_h264_yuv420p_at_even_size_and_the_source_rate(tm
 def test_the_csv_is_on_disk_up_to_the_last_second_before_close(tmp_path):
     table = FrameCsvWriter(tmp_path / "frames.csv")
     for i in range(100):  # 3.3 s at 30 fps
-        table.write_no_face(i, i * 1000.0 / FPS)
+        table.write(FrameRecord(i, i * 1000.0 / FPS, ()))
     on_disk = read_csv_rows(tmp_path / "frames.csv")  # read while the writer is still open
     assert float(on_disk[-1]["time_ms"]) >= 99 * 1000.0 / FPS - 1000.0
     table.close()

@@ -168,3 +168,15 @@ def test_the_annotated_video_plays_in_the_page_from_beside_it(tmp_path, name, re
     else:
         assert "<video" not in page
     assert video_link(tmp_path / "missing.mp4", tmp_path / report_at) == ""
+
+
+def test_the_cards_name_the_regions_that_moved(stream_report):
+    """Each card says what moved, as the events file does (region, direction, share)."""
+    page_path, events = stream_report
+    page = page_path.read_text()
+    assert events and all(event["moved"] for event in events)
+    for event in events:
+        first = event["moved"][0]
+        words = f"{first['region'].replace('_', ' ')} {first['direction']}".strip()
+        assert f"{words} {100 * first['share']:.0f}%" in page
+    assert page.count('class="moved"') == len(events)
