@@ -342,3 +342,13 @@ def test_cli_realistic_defaults_to_the_tuning_photos(parser, tmp_path, capsys):
 def test_cli_refuses_bad_realistic_options(parser, tmp_path, extra, message):
     with pytest.raises(UserInputError, match=re.escape(message)):
         synth_cli.main(parser.parse_args(["videos", "--out", str(tmp_path / "o"), *extra]))
+
+
+def test_cli_lab_set_takes_photos_by_name(parser, tmp_path):
+    out = tmp_path / "lab"
+    argv = ["videos", "--out", str(out), "--clips", "1", "--seconds", "3", "--size", "320x240", "--photos", "lenna"]
+    assert synth_cli.main(parser.parse_args(argv)) == 0
+    index = json.loads((out / INDEX_NAME).read_text())
+    assert index["settings"]["photos"] == ["lenna.png"] and index["container"] == "mp4"
+    with pytest.raises(UserInputError, match="not both"):
+        synth_cli.main(parser.parse_args([*argv, "--faces", "x.jpg", "--force"]))
