@@ -15,7 +15,7 @@ spotter; no classifier), so this measures whatever spotter is on the branch.
   Micro-expressions during other motion (talking, a turn, an expression, a hand, leaving) are reported apart
   from those in still stretches.
 - lab (``python -m training synth videos``, the still-face set as before): distractors on, 30 fps, 640×480,
-  rendered frames fed directly.
+  rendered frames fed directly (``--lab-fps 30 60 200`` for the rates the bench used before).
 
 A spotted interval is a hit when its IoU with a still unmatched true interval is at least 0.5 (MEGC); P, R
 and F1 are pooled over a group's clips; the apex error is |spotted − true apex| in ms over the hits; false
@@ -318,7 +318,9 @@ def run_job(job: Job) -> list[dict]:
 # --- the run --------------------------------------------------------------------------------------------------------
 
 
-def plan_jobs(sets: list[str], quick: bool, seed: int, baseline: bool, seconds: float) -> list[Job]:
+def plan_jobs(
+    sets: list[str], quick: bool, seed: int, baseline: bool, seconds: float, lab_fps: tuple[float, ...] = (30.0,)
+) -> list[Job]:
     photos = load_face_photos(photo_files(HELD_OUT_PHOTOS))
     jobs: list[Job] = []
     if "realistic" in sets:
@@ -337,8 +339,9 @@ def plan_jobs(sets: list[str], quick: bool, seed: int, baseline: bool, seconds: 
                 jobs.append(Job("realistic", group, spec, baseline))
     if "lab" in sets:
         count = 2 if quick else 6
-        for spec in plan_clips(photos, VideoSettings(fps=30.0, frame_size=(640, 480)), seed, count):
-            jobs.append(Job("lab", "lab", spec, baseline))
+        for fps in lab_fps:
+            for spec in plan_clips(photos, VideoSettings(fps=fps, frame_size=(640, 480)), seed, count):
+                jobs.append(Job("lab", "lab", spec, baseline))
     return jobs
 
 
@@ -463,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="sets", nargs="+", choices=("realistic", "lab"), default=["realistic", "lab"])
     parser.add_argument("--quick", action="store_true", help="one or two clips per group (about a third of the time)")
     parser.add_argument("--seconds", type=float, default=None, help="realistic clip length (default 12; quick 10)")
+    parser.add_argument(
+        "--lab-fps", type=float, nargs="+", default=[30.0], help="lab set frame rates (default 30; before: 30 60 200)"
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the Moilanen-style baseline")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--workers", type=int, default=2)
@@ -471,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     seconds = args.seconds or (10.0 if args.quick else 12.0)
     started = time.perf_counter()
-    jobs = plan_jobs(args.sets, args.quick, args.seed, not args.no_baseline, seconds)
+    jobs = plan_jobs(args.sets, args.quick, args.seed, not args.no_baseline, seconds, tuple(args.lab_fps))
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         rows = [row for result in pool.map(run_job, jobs) for row in result]
     elapsed = time.perf_counter() - started
