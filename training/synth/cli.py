@@ -67,7 +67,7 @@ examples:
   python -m training synth videos --out demo/videos200 --fps 200 --faces me.jpg --format frames
   python -m training synth videos --set realistic --out demo/webcam --clips 5 --seconds 12
   python -m training synth videos --set realistic --out demo/talk --nuisances talking,head_turns,compression
-  python -m training synth videos --set realistic --out demo/quiet --micro 0 --photos held-out
+  python -m training synth videos --set realistic --out demo/quiet --micro 0 --photos lenna,takeo
   python -m training summary casme2 --root demo/casme2
 """
 

@@ -96,11 +96,11 @@ class FaceMesh:
     ``face_points`` (M×2, face frame, IOD units) are the vertices that move with the head: the 68
     landmarks, then the two eye centres, then the extra points; ``depths`` their depth proxy. The border
     vertices only follow a camera pan. ``grid_step`` (pixels) sets the coarse grids of the warp over the
-    frame, ``detail_step`` the fine ones over the face (default: about 25 per IOD, at most ``grid_step``).
+    frame, ``detail_step`` the fine ones over the face (default: at least 16 per IOD, at most 4 px).
     """
 
     def __init__(
-        self, landmarks: np.ndarray, image_size: tuple[int, int], grid_step: int = 4, detail_step: int | None = None
+        self, landmarks: np.ndarray, image_size: tuple[int, int], grid_step: int = 8, detail_step: int | None = None
     ) -> None:
         points = np.asarray(landmarks, dtype=np.float64)
         if points.shape != (N_LANDMARKS, 2):
@@ -121,10 +121,12 @@ class FaceMesh:
         self.border = _border_points(width, height)
         self.source = np.concatenate([self.to_pixels(self.face_points), self.border])
         self.triangles = _triangulate(self.source, width, height)
-        self.out_step = next(s for s in (self.grid_step, 4, 2, 1) if width % s == 0 and height % s == 0)
+        self.out_step = next(
+            s for s in (self.grid_step, 8, 4, 2, 1) if s <= self.grid_step and width % s == 0 and height % s == 0
+        )
         self._coarse = _grid_weights(self.source, self.triangles, (0.0, 0.0), (width, height), self.out_step)
-        if detail_step is None:  # about 25 grid steps per IOD, so that the face's smallest triangles are resolved
-            detail_step = int(np.clip(round(self.frame.iod / 25.0), 1, 4))
+        if detail_step is None:  # at least 16 grid steps per IOD, so that the face's small triangles are resolved
+            detail_step = int(np.clip(self.frame.iod // 16.0, 1, 4))
         self._detail = None
         if detail_step < self.out_step:
             low = np.floor(self.source[: len(self.face_points)].min(axis=0) - self.frame.iod)
@@ -133,6 +135,7 @@ class FaceMesh:
             high = np.minimum(high, [width - 1, height - 1])
             self._detail = _grid_weights(self.source, self.triangles, tuple(low), tuple(high - low + 1), detail_step)
         self._out_grid: np.ndarray | None = None
+        self._pixel_grid: np.ndarray | None = None
 
     # --- coordinates ---
 
@@ -228,7 +231,9 @@ class FaceMesh:
         q = self._output_grid()
         p = (q - affine[2].astype(np.float32)) @ inverse.T
         p = self._refine(self._coarse, vertices, q, p, inverse, iterations)
-        dense = cv2.resize(np.ascontiguousarray(p, dtype=np.float32), self.image_size, interpolation=cv2.INTER_LINEAR)
+        # interpolate the offsets, not the positions: at the frame's edge resize holds the outer nodes' values
+        offsets = np.ascontiguousarray(p - q, dtype=np.float32)
+        dense = cv2.resize(offsets, self.image_size, interpolation=cv2.INTER_LINEAR) + self._pixels()
         if self._detail is not None:
             self._refine_face(dense, vertices, inverse, iterations)
         return dense
@@ -280,9 +285,17 @@ class FaceMesh:
             np.clip(np.rint(q[..., 0]).astype(int), 0, width - 1),
         ]
         p = self._refine(self._detail, vertices, q, start, inverse, iterations)
-        dense[y0:y1, x0:x1] = cv2.resize(
-            np.ascontiguousarray(p, dtype=np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR
-        )
+        offsets = np.ascontiguousarray(p - q, dtype=np.float32)
+        dense[y0:y1, x0:x1] = cv2.resize(offsets, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        dense[y0:y1, x0:x1] += self._pixels()[y0:y1, x0:x1]
+
+    def _pixels(self) -> np.ndarray:
+        """Every pixel's own coordinates (H×W×2 float32)."""
+        if self._pixel_grid is None:
+            width, height = self.image_size
+            ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+            self._pixel_grid = np.stack([xs, ys], axis=-1)
+        return self._pixel_grid
 
     def _output_grid(self) -> np.ndarray:
         """The coarse output grid: the centres of ``out_step``-pixel cells, which ``cv2.resize`` by that factor
