@@ -16,6 +16,7 @@ from pathlib import Path
 
 from realtime.align import AlignmentSettings
 from realtime.errors import UserInputError
+from realtime.motion import INPUT_KINDS
 
 DATASET_HELP = "casme2 (CASME II), ckplus (CK+) or samm (SAMM)"
 
@@ -100,6 +101,21 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.val_subjects,
         help="training subjects held out for --selection inner-val (default: %(default)s)",
     )
+    group.add_argument(
+        "--input",
+        dest="input_kind",
+        choices=INPUT_KINDS,
+        default=defaults.input_kind,
+        help="what the network sees: 'apex' the aligned apex frame (default, the paper's), 'onset-apex' the "
+        "onset and apex crops and their difference, 'flow' onset-to-apex optical flow and strain with the "
+        "head's motion removed (realtime/motion.py, the same code the stream runs)",
+    )
+    group.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="LOSO: hold --val-subjects of each fold's training subjects out and fit a softmax temperature on "
+        "them; the report then shows the reliability plot and the expected calibration error before/after",
+    )
     group.add_argument("--no-augment", dest="augment", action="store_false", help="no on-device augmentation")
     group.add_argument(
         "--imagenet",
@@ -143,7 +159,9 @@ def _crops(args: argparse.Namespace, index):
 
     settings = AlignmentSettings(output_size=args.image_size)
     cache = (args.cache_dir / "crops") if args.cache_dir else _default_cache()
-    crop_set, report = build_crop_set(index, settings, cache_dir=cache, progress=args.progress)
+    crop_set, report = build_crop_set(
+        index, settings, cache_dir=cache, progress=args.progress, input_kind=args.input_kind
+    )
     fallback = len(report.whole_image_fallback)
     print(
         f"aligned {report.n_images} images of {index.name} ({report.n_cached} from cache"
@@ -362,7 +380,18 @@ def configure_fit(parser: argparse.ArgumentParser) -> None:
     _add_training_arguments(parser)
 
 
-_MUST_MATCH = ("attention", "loss", "gamma", "alpha", "epochs", "image_size", "lr", "batch_size", "selection")
+_MUST_MATCH = (
+    "attention",
+    "loss",
+    "gamma",
+    "alpha",
+    "epochs",
+    "image_size",
+    "lr",
+    "batch_size",
+    "selection",
+    "input_kind",
+)
 
 
 def _loso_evaluation(run_dir: Path, config, dataset: str, protocol: str) -> dict:
@@ -385,12 +414,18 @@ def _loso_evaluation(run_dir: Path, config, dataset: str, protocol: str) -> dict
         missing = ", ".join(report["missing_subjects"])
         raise UserInputError(f"--loso-run {run_dir} is unfinished: folds {missing} are missing")
     keys = ("accuracy", "f1_macro", "uf1", "uar", "f1_weighted", "n_samples", "n_subjects", "confusion_matrix")
+    calibration = report.get("calibration")
     return {
         "evaluation": "leave-one-subject-out",
         "run": str(run_dir),
         "dataset": run.get("dataset", dataset),
         "protocol": run.get("protocol", protocol),
         **{k: report[k] for k in keys if k in report},
+        **(
+            {"calibration": {k: calibration[k] for k in ("temperature", "ece_before", "ece_after")}}
+            if calibration
+            else {}
+        ),
     }
 
 

@@ -37,8 +37,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from realtime.classify import apply_temperature
 from realtime.errors import UserInputError
 from training import metrics
+from training.calibration import calibration_summary, fit_temperature
 from training.engine import (
     TrainConfig,
     autocast_dtype,
@@ -50,6 +52,7 @@ from training.engine import (
     fit,
     images_to_tensor,
     initial_weights,
+    inner_validation_split,
     resolve_device,
     seed_everything,
 )
@@ -195,6 +198,13 @@ def train_fold(
     device = images.device
     fold_seed = derive_seed(config.seed, subject)
     started = time.perf_counter()
+    calibration_idx = np.zeros(0, dtype=np.int64)
+    calibration_subjects: list[str] = []
+    if config.calibrate:  # inner validation subjects for the temperature: out of training, never the test subject
+        keep, held, calibration_subjects = inner_validation_split(
+            [data.subjects[i] for i in train_idx], config.val_subjects, derive_seed(fold_seed, "calibration")
+        )
+        train_idx, calibration_idx = train_idx[keep], train_idx[held]
     seed_everything(fold_seed)  # the model's initialisation is part of the fold's randomness
     model, load_info = build_model(config, len(data.classes), initial_state)
     model, history = fit(
@@ -215,6 +225,18 @@ def train_fold(
         amp_dtype=autocast_dtype(config, device),
         channels_last=config.channels_last,
     )
+    temperature = 1.0
+    raw_probabilities = probabilities
+    if len(calibration_idx):
+        held_out = evaluate(
+            model,
+            images[torch.as_tensor(calibration_idx, device=device)],
+            config.batch_size,
+            amp_dtype=autocast_dtype(config, device),
+            channels_last=config.channels_last,
+        )
+        temperature = fit_temperature(held_out, labels[calibration_idx])
+        probabilities = apply_temperature(probabilities, temperature)
     seconds = time.perf_counter() - started
     predicted = probabilities.argmax(axis=1)
     selected = next(row for row in history if row.get("selected"))
@@ -231,14 +253,21 @@ def train_fold(
         "seconds": seconds,
         "device": str(device),
         "history": [{k: v for k, v in row.items() if k != "val_subjects"} for row in history],
+        "calibration_subjects": calibration_subjects,
+        "temperature": temperature,
         "predictions": [
             {
                 "sample": data.sample_ids[i],
                 "true": data.classes[labels[i]],
                 "predicted": data.classes[int(p)],
                 "probabilities": [round(float(v), PROBABILITY_DIGITS) for v in probs],
+                **(
+                    {"raw_probabilities": [round(float(v), PROBABILITY_DIGITS) for v in raw]}
+                    if len(calibration_idx)
+                    else {}
+                ),
             }
-            for i, p, probs in zip(test_idx, predicted, probabilities, strict=True)
+            for i, p, probs, raw in zip(test_idx, predicted, probabilities, raw_probabilities, strict=True)
         ],
     }
 
@@ -302,6 +331,17 @@ def build_report(
     y_true = [position[p["true"]] for p in predictions]
     y_pred = [position[p["predicted"]] for p in predictions]
     summary = metrics.summarize(y_true, y_pred, classes)
+    calibration = None
+    if predictions and all("raw_probabilities" in p for p in predictions):
+        calibration = {
+            "temperatures": {s: folds[s].get("temperature", 1.0) for s in done},
+            "temperature": float(np.median([folds[s].get("temperature", 1.0) for s in done])),
+            **calibration_summary(
+                np.array([p["raw_probabilities"] for p in predictions]),
+                np.array([p["probabilities"] for p in predictions]),
+                np.array(y_true),
+            ),
+        }
     pretrained = run_config.get("pretrained")
     return {
         "dataset": data.dataset,
@@ -319,6 +359,7 @@ def build_report(
         "f1_weighted": summary["f1_weighted"],
         "per_class": summary["per_class"],
         "confusion_matrix": summary["confusion_matrix"],
+        "calibration": calibration,
         "folds": fold_rows,
         "predictions": predictions,
         "config": dict(run_config["config"]),
@@ -354,6 +395,10 @@ def run_loso(
     """
     out_dir = Path(out_dir)
     _check_data(data)
+    if data.input_kind != config.input_kind:
+        raise UserInputError(
+            f"the data holds {data.input_kind!r} inputs but the configuration asks for {config.input_kind!r}"
+        )
     all_subjects = sorted(set(data.subjects))
     if subjects:
         unknown = sorted(set(subjects) - set(all_subjects))
