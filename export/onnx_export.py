@@ -401,13 +401,18 @@ def _check_parity(
 
 
 def export_checkpoint(
-    checkpoint: Path, output: Path, options: ExportOptions | None = None, log: Log | None = None
+    checkpoint: Path,
+    output: Path,
+    options: ExportOptions | None = None,
+    log: Log | None = None,
+    evaluations: Sequence[Path] = (),
 ) -> ExportReport:
     """Export ``checkpoint`` to ``output`` (see the module docstring for the steps) and return the report,
     also written as JSON to ``output`` + ``.json``. ``log`` receives one line per step (progress).
 
     Raises ``UserInputError`` for bad input (nothing written) and :class:`ParityError` when ONNX Runtime
-    does not reproduce PyTorch within the bound (nothing left at ``output``).
+    does not reproduce PyTorch within the bound (nothing left at ``output``). ``evaluations``: finished LOSO
+    run folders of the checkpoint's configuration whose figures replace the checkpoint's ``metrics``.
     """
     options = options or ExportOptions()
     say = log or (lambda _line: None)
@@ -415,6 +420,13 @@ def export_checkpoint(
     checkpoint = Path(checkpoint).expanduser()
     output = prepare_output(output)
     model, meta = _load(checkpoint)
+    if evaluations:
+        from training.loso import combined_evaluation
+
+        metrics = combined_evaluation(
+            evaluations, meta.get("config") or {}, str(meta.get("dataset", "")), str(meta.get("protocol", ""))
+        )
+        meta = {**meta, "metrics": metrics}
     facts = _checkpoint_facts(checkpoint, meta)
     size = options.image_size or facts.image_size
     settings = AlignmentSettings(**{**facts.alignment, "output_size": size})

@@ -380,6 +380,7 @@ def run_loso(
     alignment: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     runner: FoldRunner | None = None,
+    evaluation: str = "leave-one-subject-out",
 ) -> dict[str, Any]:
     """Leave-one-subject-out over ``data``; resumable; returns the report (also written to ``out_dir``).
 
@@ -391,7 +392,8 @@ def run_loso(
     ``runner`` trains the missing folds (:data:`FoldRunner`): by default :func:`run_folds_in_process`, one
     after the other in this process; :class:`training.distributed.RayFoldRunner` runs them as Ray tasks.
     Either way each fold is :func:`train_fold`, and this function alone writes the fold files and the
-    report, so a run started one way resumes the other way with the same result.
+    report, so a run started one way resumes the other way with the same result. ``evaluation`` names what
+    the folds hold out, for the report (``leave-one-photo-out`` when the subjects are photo groups).
     """
     out_dir = Path(out_dir)
     _check_data(data)
@@ -441,5 +443,76 @@ def run_loso(
             write_json_atomic(fold_file(out_dir, subject), record)  # as each fold ends: an interrupt keeps it
             finished[subject] = record
     report = build_report(data, finished, run_config)
+    report["evaluation"] = evaluation  # folds by group (--groups): e.g. leave-one-photo-out
     write_report(report, out_dir)
     return report
+
+
+# --- a finished run's figures, for a model's metadata -----------------------------------------------------------
+
+MUST_MATCH = (
+    "attention",
+    "loss",
+    "gamma",
+    "alpha",
+    "epochs",
+    "image_size",
+    "lr",
+    "batch_size",
+    "selection",
+    "input_kind",
+)
+_EVALUATION_KEYS = ("accuracy", "f1_macro", "uf1", "uar", "f1_weighted", "n_samples", "n_subjects", "confusion_matrix")
+
+
+def run_evaluation(run_dir: Path, config: Mapping[str, Any], dataset: str, protocol: str) -> dict[str, Any]:
+    """The headline figures of a finished LOSO run folder, refused (one :class:`UserInputError`) when it is
+    unfinished or measured another configuration than ``config`` (a :meth:`TrainConfig.to_dict`). A run whose
+    folds were groups (``--groups``, e.g. photos) is a leave-one-group-out evaluation."""
+    run_dir = Path(run_dir)
+    report_path, config_path = run_dir / "report.json", run_dir / CONFIG_FILE
+    for path in (report_path, config_path):
+        if not path.is_file():
+            raise UserInputError(f"--loso-run {run_dir}: {path.name} is missing (is the LOSO run finished?)")
+    try:
+        report, run = json.loads(report_path.read_text()), json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"--loso-run {run_dir}: unreadable JSON ({exc})") from None
+    ran = run.get("config", {})
+    differing = [k for k in MUST_MATCH if k in ran and k in config and ran[k] != config[k]]
+    if differing:
+        detail = ", ".join(f"{k} {ran[k]!r} vs {config[k]!r}" for k in differing)
+        raise UserInputError(f"--loso-run {run_dir} measured another configuration: {detail}")
+    if report.get("missing_subjects"):
+        missing = ", ".join(report["missing_subjects"])
+        raise UserInputError(f"--loso-run {run_dir} is unfinished: folds {missing} are missing")
+    calibration = report.get("calibration")
+    return {
+        "evaluation": report.get("evaluation", "leave-one-subject-out"),
+        "run": str(run_dir),
+        "dataset": run.get("dataset", dataset),
+        "protocol": run.get("protocol", protocol),
+        **{k: report[k] for k in _EVALUATION_KEYS if k in report},
+        **(
+            {"calibration": {k: calibration[k] for k in ("temperature", "ece_before", "ece_after")}}
+            if calibration
+            else {}
+        ),
+    }
+
+
+def combined_evaluation(
+    run_dirs: Sequence[Path], config: Mapping[str, Any], dataset: str, protocol: str
+) -> dict[str, Any]:
+    """The model's ``metrics``: the first leave-one-subject-out run's figures at the top level (as before),
+    each leave-one-group-out run's under ``by_photo``, and the calibration of the run that has one."""
+    found = [run_evaluation(d, config, dataset, protocol) for d in run_dirs]
+    by_subject = [f for f in found if f["evaluation"] == "leave-one-subject-out"]
+    by_group = [f for f in found if f["evaluation"] != "leave-one-subject-out"]
+    combined = dict(by_subject[0] if by_subject else by_group[0])
+    if by_group and by_subject:
+        combined["by_photo"] = {k: v for k, v in by_group[0].items() if k != "calibration"}
+    calibrated = [f["calibration"] for f in found if "calibration" in f]
+    if calibrated:
+        combined["calibration"] = calibrated[0]
+    return combined

@@ -71,7 +71,8 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     """``report.md``: summary, per-class table, confusion matrix (rows true, columns predicted), per-fold table."""
     classes = list(report["classes"])
     title = " ".join(str(report.get(k) or "") for k in ("dataset", "protocol")).strip() or "evaluation"
-    lines = [f"# Leave-one-subject-out: {title}", "", "The same report as a page: [report.html](report.html).", ""]
+    evaluation = str(report.get("evaluation") or "leave-one-subject-out").capitalize()
+    lines = [f"# {evaluation}: {title}", "", "The same report as a page: [report.html](report.html).", ""]
     if not report.get("complete", True):
         missing = ", ".join(report.get("missing_subjects", []))
         lines += [f"**Partial report**: folds not finished yet: {missing}.", ""]
