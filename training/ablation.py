@@ -15,7 +15,7 @@ where it stopped. Row 6 needs CK+ weights: without them it is reported as not ru
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,11 +178,13 @@ def run_input_ablation(
     alignment: Mapping[str, Any] | None = None,
     train: bool = True,
     evaluations: tuple[str, ...] = ("loso", "by_photo"),
+    loso_rows: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every input kind in ``data`` (kind → its CropSet), from scratch and from ``pretrained[kind]`` (CK+),
     by leave-one-subject-out (``out_dir/<kind>-<init>/``) and, with ``groups`` (subject → photo), by
     leave-one-photo-out (``out_dir/<kind>-<init>-by-photo/``); resumable. With ``train`` off, only finished
-    runs are read and the others are reported as not run. Writes ``out_dir/inputs.md`` and ``inputs.json``."""
+    runs are read and the others are reported as not run; ``loso_rows`` (row names) limits which rows train
+    their leave-one-subject-out run (None: all). Writes ``out_dir/inputs.md`` and ``inputs.json``."""
     out_dir = Path(out_dir)
     results: list[dict[str, Any]] = []
     for row in input_rows(tuple(data)):
@@ -208,7 +210,8 @@ def run_input_ablation(
                 crops = data[row.input_kind]
                 if evaluation == "by_photo":
                     crops = dataclasses.replace(crops, subjects=tuple(groups[s] for s in crops.subjects))
-                if train and evaluation in evaluations:
+                wanted = evaluation == "by_photo" or loso_rows is None or row.name in loso_rows
+                if train and evaluation in evaluations and wanted:
                     report = run_loso(
                         crops,
                         config,

@@ -453,6 +453,26 @@ def configure_ablation(parser: argparse.ArgumentParser) -> None:
         help="with --inputs: which runs to train (the others are only read when finished)",
     )
     group.add_argument(
+        "--ckplus-epochs",
+        type=int,
+        metavar="N",
+        help="with --inputs --ckplus-root: epochs of each CK+-role pretraining (default: --epochs)",
+    )
+    group.add_argument(
+        "--loso-rows",
+        choices=("all", "best"),
+        default="all",
+        help="with --inputs: train the leave-one-subject-out run of every row (default), or only of the row "
+        "best by leave-one-photo-out (keeps `make weights` within its CPU budget; the others are read if finished)",
+    )
+    group.add_argument(
+        "--fit-best",
+        type=Path,
+        metavar="CHECKPOINT.pt",
+        help="with --inputs: then train the best row's configuration (by leave-one-photo-out UF1) on every "
+        "subject and write it here, carrying its LOSO and leave-one-photo-out figures and calibration",
+    )
+    group.add_argument(
         "--no-train",
         dest="train",
         action="store_false",
@@ -500,9 +520,12 @@ def _run_input_ablation(args: argparse.Namespace) -> int:
                 **{**vars(kind_args), "dataset": "ckplus", "root": args.ckplus_root, "coding": None, "protocol": None}
             )
             ck_crops, ck_settings = _crops(ck_args, _read(ck_args))
+            ck_config = _train_config(kind_args)
+            if args.ckplus_epochs is not None:
+                ck_config = dataclasses.replace(ck_config, epochs=args.ckplus_epochs)
             pretrain(
                 ck_crops,
-                _train_config(kind_args),
+                ck_config,
                 split="subject",
                 test_fraction=0.2,
                 out=weights,
@@ -510,22 +533,58 @@ def _run_input_ablation(args: argparse.Namespace) -> int:
                 progress=args.progress,
             )
         pretrained[kind] = weights if weights is not None and weights.is_file() else None
-    rows = run_input_ablation(
-        data,
-        _train_config(args),
-        args.out,
-        pretrained,
-        groups,
-        args.progress,
-        alignment=settings.to_dict() if settings else None,
-        train=args.train,
-        evaluations=tuple(args.evaluations),
-    )
+
+    def tabulate(loso_rows):
+        return run_input_ablation(
+            data,
+            _train_config(args),
+            args.out,
+            pretrained,
+            groups,
+            args.progress,
+            alignment=settings.to_dict() if settings else None,
+            train=args.train,
+            evaluations=tuple(args.evaluations),
+            loso_rows=loso_rows,
+        )
+
+    rows = tabulate(None if args.loso_rows == "all" else ())
     best = best_input_row(rows)
+    if best is not None and args.loso_rows == "best":
+        rows = tabulate({best["name"]})
+        best = next(r for r in rows if r["name"] == best["name"])
     if best is not None:
         print(f"best by leave-one-photo-out UF1: {best['name']} ({best['by_photo']['uf1']:.3f})")
     print(f"{len(rows)} rows -> {args.out / 'inputs.md'}")
+    if args.fit_best is not None:
+        if best is None:
+            raise UserInputError("--fit-best: no row has a finished leave-one-photo-out run to choose by")
+        _fit_input_row(args, best, data[best["input"]], pretrained, settings)
     return 0
+
+
+def _fit_input_row(args: argparse.Namespace, best: dict, crop_set, pretrained: dict, settings) -> None:
+    """Train the chosen row on every subject (``--fit-best``), with its measured figures."""
+    from training.ablation import InputRow, input_row_configs
+    from training.engine import pretrain
+    from training.loso import combined_evaluation
+
+    row = InputRow(best["input"], best["transfer"] == "CK+")
+    config = input_row_configs(_train_config(args), row)["by_photo"]
+    runs = [Path(best[e]["run_dir"]) for e in ("loso", "by_photo") if best[e]["status"] == "done"]
+    evaluation = combined_evaluation(runs, config.to_dict(), crop_set.dataset, crop_set.protocol)
+    result = pretrain(
+        crop_set,
+        config,
+        split="random",
+        test_fraction=0.0,
+        out=args.fit_best,
+        alignment=settings.to_dict(),
+        pretrained=pretrained.get(row.input_kind) if row.transfer else None,
+        progress=args.progress,
+        evaluation=evaluation,
+    )
+    print(f"fitted {row.name} on every subject -> {args.fit_best}: {json.dumps(result.get('train', {}))[:200]}")
 
 
 def _pretrain_for_ablation(args: argparse.Namespace) -> Path:

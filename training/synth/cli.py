@@ -15,6 +15,7 @@ from pathlib import Path
 from realtime.errors import UserInputError
 from training.synth.faces import parse_frame_size
 from training.synth.layouts import WRITERS, SynthManifest
+from training.synth.photos import HELD_OUT_PHOTOS, PHOTO_NAMES, available_photos, require_photos
 from training.synth.videos import FORMATS, VideoIndex, write_videos
 
 DESCRIPTION = """\
@@ -74,6 +75,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="IMG",
         help="face photos to make subjects from (default: the Grace Hopper and astronaut photos that "
         "matplotlib and scikit-image ship)",
+    )
+    parser.add_argument(
+        "--photos",
+        nargs="+",
+        metavar="NAME",
+        help="face photos by name instead of --faces: any of "
+        f"{', '.join(PHOTO_NAMES)}; 'all' for every installed one (seven identities after `make venv`), "
+        f"'training' for all but the held-out {' and '.join(HELD_OUT_PHOTOS)} (what the default weights train on)",
     )
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: %(default)s)")
     parser.add_argument("--subjects", type=int, metavar="N", help="number of subjects (default: 4; SAMM: 3)")
@@ -139,6 +148,10 @@ def main(args: argparse.Namespace) -> int:
     """Write the data set the arguments describe and print a one-line summary; returns the exit code."""
     layout = args.layout
     size = parse_frame_size(args.size or DEFAULT_SIZES[layout])
+    if args.photos:
+        if args.faces:
+            raise UserInputError("give --faces (files) or --photos (names), not both")
+        args.faces = list(named_photos(args.photos).values())
     if layout == "videos":
         return _videos(args, size)
     _refuse(args, ("clips", "fps", "seconds", "micro", "noise", "video_format"), "applies to videos only")
@@ -171,6 +184,18 @@ def main(args: argparse.Namespace) -> int:
     manifest = WRITERS[layout](args.out, **options)
     print(summary_line(manifest, time.perf_counter() - started))
     return 0
+
+
+def named_photos(names: list[str]) -> dict[str, Path]:
+    """Photo name → file for ``--photos``: names from :data:`PHOTO_NAMES` (each must be installed), ``all``
+    (every installed photo) or ``training`` (every installed photo but :data:`HELD_OUT_PHOTOS`)."""
+    if names == ["all"]:
+        return available_photos()
+    if names == ["training"]:
+        return available_photos(tuple(n for n in PHOTO_NAMES if n not in HELD_OUT_PHOTOS))
+    if "all" in names or "training" in names:
+        raise UserInputError("--photos all and --photos training stand alone; do not mix them with names")
+    return require_photos(tuple(names))
 
 
 def _refuse(args: argparse.Namespace, names: tuple[str, ...], reason: str) -> None:
