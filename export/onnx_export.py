@@ -423,8 +423,12 @@ def export_checkpoint(
     if evaluations:
         from training.loso import combined_evaluation
 
-        metrics = combined_evaluation(
-            evaluations, meta.get("config") or {}, str(meta.get("dataset", "")), str(meta.get("protocol", ""))
+        metrics = combined_evaluation(  # a run may still be going: its finished folds count, the rest is named
+            evaluations,
+            meta.get("config") or {},
+            str(meta.get("dataset", "")),
+            str(meta.get("protocol", "")),
+            allow_partial=True,
         )
         meta = {**meta, "metrics": metrics}
     facts = _checkpoint_facts(checkpoint, meta)

@@ -157,14 +157,30 @@ def input_row_configs(base: TrainConfig, row: InputRow) -> dict[str, TrainConfig
     return {"loso": by_subject, "by_photo": dataclasses.replace(base, input_kind=row.input_kind, calibrate=False)}
 
 
-def _finished_report(run_dir: Path) -> dict[str, Any] | None:
-    import json
-
-    path = run_dir / "report.json"
-    if not path.is_file():
+def _report_of_finished_folds(
+    data: CropSet,
+    config: TrainConfig,
+    run_dir: Path,
+    pretrained: Path | None,
+    alignment: Mapping[str, Any] | None,
+    evaluation: str,
+) -> dict[str, Any] | None:
+    """The report over the folds the run folder already holds (training nothing; the report says which folds
+    are missing), or None when it holds none."""
+    folds = {path.stem for path in (run_dir / "folds").glob("*.json")}
+    finished = [s for s in sorted(set(data.subjects)) if s in folds]
+    if not finished:
         return None
-    report = json.loads(path.read_text())
-    return report if report.get("complete") else None
+    return run_loso(
+        data,
+        config,
+        run_dir,
+        pretrained=pretrained,
+        progress=False,
+        subjects=finished,
+        alignment=alignment,
+        evaluation=evaluation,
+    )
 
 
 def run_input_ablation(
@@ -201,7 +217,7 @@ def run_input_ablation(
             run_dir = out_dir / (row.name + ("-by-photo" if evaluation == "by_photo" else ""))
             report = None
             if row.transfer and weights is None:
-                status = NOT_RUN_WITHOUT_CKPLUS
+                status = f"not run: no CK+-role checkpoint for {row.input_kind}"
             elif evaluation == "by_photo" and groups is None:
                 status = "not run: no --groups (subject → photo)"
             elif evaluation not in evaluations and not train:
@@ -211,6 +227,7 @@ def run_input_ablation(
                 if evaluation == "by_photo":
                     crops = dataclasses.replace(crops, subjects=tuple(groups[s] for s in crops.subjects))
                 wanted = evaluation == "by_photo" or loso_rows is None or row.name in loso_rows
+                evaluation_name = "leave-one-photo-out" if evaluation == "by_photo" else "leave-one-subject-out"
                 if train and evaluation in evaluations and wanted:
                     report = run_loso(
                         crops,
@@ -219,11 +236,16 @@ def run_input_ablation(
                         pretrained=weights,
                         progress=progress,
                         alignment=alignment,
-                        evaluation="leave-one-photo-out" if evaluation == "by_photo" else "leave-one-subject-out",
+                        evaluation=evaluation_name,
                     )
                 else:
-                    report = _finished_report(run_dir)
-                status = "done" if report is not None else "not run (no finished run)"
+                    report = _report_of_finished_folds(crops, config, run_dir, weights, alignment, evaluation_name)
+                if report is None:
+                    status = "not run (no finished fold)"
+                elif report.get("complete", True):
+                    status = "done"
+                else:
+                    status = f"partial: {report['n_subjects']} of {len(set(crops.subjects))} folds"
             entry[evaluation] = {
                 "status": status,
                 "run_dir": str(run_dir),
@@ -269,10 +291,11 @@ def format_input_table(rows: list[dict[str, Any]]) -> str:
         cells = [row["input"], row["transfer"]]
         for evaluation in ("loso", "by_photo"):
             run = row[evaluation]
-            if run["status"] != "done":
+            if run["status"] != "done" and not run["status"].startswith("partial"):
                 cells += [run["status"], "—", "—"]
                 continue
-            cells += [_pct(run["accuracy"]), _num(run["uf1"])]
+            partial = "" if run["status"] == "done" else f" ({run['status']})"
+            cells += [_pct(run["accuracy"]) + partial, _num(run["uf1"])]
             if evaluation == "loso":
                 calibration = run["calibration"]
                 cells.append(f"{_num(calibration['ece_before'])} → {_num(calibration['ece_after'])}")
@@ -286,6 +309,7 @@ def format_input_table(rows: list[dict[str, Any]]) -> str:
 
 
 def best_input_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The row with the highest leave-one-photo-out UF1 (ties: accuracy), among finished ones."""
-    done = [r for r in rows if r["by_photo"]["status"] == "done"]
+    """The row with the highest leave-one-photo-out UF1 (ties: accuracy), among finished ones (a partial run,
+    over the folds it finished, when no run finished: the table says so)."""
+    done = [r for r in rows if r["by_photo"]["status"] == "done" or r["by_photo"]["status"].startswith("partial")]
     return max(done, key=lambda r: (r["by_photo"]["uf1"], r["by_photo"]["accuracy"]), default=None)

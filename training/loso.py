@@ -465,7 +465,9 @@ MUST_MATCH = (
 _EVALUATION_KEYS = ("accuracy", "f1_macro", "uf1", "uar", "f1_weighted", "n_samples", "n_subjects", "confusion_matrix")
 
 
-def run_evaluation(run_dir: Path, config: Mapping[str, Any], dataset: str, protocol: str) -> dict[str, Any]:
+def run_evaluation(
+    run_dir: Path, config: Mapping[str, Any], dataset: str, protocol: str, allow_partial: bool = False
+) -> dict[str, Any]:
     """The headline figures of a finished LOSO run folder, refused (one :class:`UserInputError`) when it is
     unfinished or measured another configuration than ``config`` (a :meth:`TrainConfig.to_dict`). A run whose
     folds were groups (``--groups``, e.g. photos) is a leave-one-group-out evaluation."""
@@ -483,7 +485,7 @@ def run_evaluation(run_dir: Path, config: Mapping[str, Any], dataset: str, proto
     if differing:
         detail = ", ".join(f"{k} {ran[k]!r} vs {config[k]!r}" for k in differing)
         raise UserInputError(f"--loso-run {run_dir} measured another configuration: {detail}")
-    if report.get("missing_subjects"):
+    if report.get("missing_subjects") and not allow_partial:
         missing = ", ".join(report["missing_subjects"])
         raise UserInputError(f"--loso-run {run_dir} is unfinished: folds {missing} are missing")
     calibration = report.get("calibration")
@@ -493,6 +495,7 @@ def run_evaluation(run_dir: Path, config: Mapping[str, Any], dataset: str, proto
         "dataset": run.get("dataset", dataset),
         "protocol": run.get("protocol", protocol),
         **{k: report[k] for k in _EVALUATION_KEYS if k in report},
+        **({"missing_folds": report["missing_subjects"]} if report.get("missing_subjects") else {}),
         **(
             {"calibration": {k: calibration[k] for k in ("temperature", "ece_before", "ece_after")}}
             if calibration
@@ -502,11 +505,12 @@ def run_evaluation(run_dir: Path, config: Mapping[str, Any], dataset: str, proto
 
 
 def combined_evaluation(
-    run_dirs: Sequence[Path], config: Mapping[str, Any], dataset: str, protocol: str
+    run_dirs: Sequence[Path], config: Mapping[str, Any], dataset: str, protocol: str, allow_partial: bool = False
 ) -> dict[str, Any]:
     """The model's ``metrics``: the first leave-one-subject-out run's figures at the top level (as before),
-    each leave-one-group-out run's under ``by_photo``, and the calibration of the run that has one."""
-    found = [run_evaluation(d, config, dataset, protocol) for d in run_dirs]
+    each leave-one-group-out run's under ``by_photo``, and the calibration of the run that has one. With
+    ``allow_partial`` an unfinished run counts over its finished folds and says which are missing."""
+    found = [run_evaluation(d, config, dataset, protocol, allow_partial) for d in run_dirs]
     by_subject = [f for f in found if f["evaluation"] == "leave-one-subject-out"]
     by_group = [f for f in found if f["evaluation"] != "leave-one-subject-out"]
     combined = dict(by_subject[0] if by_subject else by_group[0])
