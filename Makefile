@@ -61,27 +61,28 @@ demo-training: $(STAMP)
 	$(PY) -m training summary casme2 --root $(DEMO)/casme2
 	$(PY) -m training loso casme2 --root $(DEMO)/casme2 --image-size 64 --epochs 8 --out $(DEMO)/runs/loso
 
-# The default weights (weights/README.md): the paper's transfer on generated data. Generated macro
-# expressions play CK+ (pretrain), generated micro-expressions play CASME II (LOSO measures, fit trains on
-# every subject), then the export to ONNX (fp16 weights: 22 MB). About 15 minutes on 2 idle cores.
+# The default weights (weights/README.md), chosen by leave-one-photo-out on generated data: CK+- and CASME II-
+# layout sets made from the five training photos (never the held-out astronaut and einstein), then the input
+# ablation (apex / onset-apex / flow, each from scratch and from CK+-role pretraining on the same input) by
+# leave-one-photo-out, leave-one-subject-out with temperature calibration for the row that wins, that row
+# trained on every subject, and the export to ONNX (fp16). About 20 minutes on 2 idle cores.
 W        := build/weights
-W_SIZE   := 96
-W_TRAIN  := --image-size $(W_SIZE) --cache-dir $(W)/cache --seed 0
+W_SIZE   := 64
+W_TRAIN  := --image-size $(W_SIZE) --cache-dir $(W)/cache --seed 0 --epochs 8 --threads 1
 weights: $(STAMP)
-	$(PY) -m training synth ckplus --out $(W)/ckplus --seed 11 --subjects 6 --per-class 2 --force
-	$(PY) -m training pretrain ckplus --root $(W)/ckplus --out $(W)/ckplus.pt $(W_TRAIN) --epochs 10 --split subject
-	$(PY) -m training synth casme2 --out $(W)/casme2 --seed 12 --subjects 6 --per-class 2 --amplitude 1.5 --force
-	$(PY) -m training loso casme2 --root $(W)/casme2 --pretrained $(W)/ckplus.pt $(W_TRAIN) --epochs 15 \
-	    --out $(W)/loso --overwrite
-	$(PY) -m training loso casme2 --root $(W)/casme2 --pretrained $(W)/ckplus.pt $(W_TRAIN) --epochs 15 \
-	    --groups $(W)/casme2/subject_photos.json --out $(W)/loso-by-photo --overwrite
-	$(PY) -m training fit casme2 --root $(W)/casme2 --pretrained $(W)/ckplus.pt $(W_TRAIN) --epochs 15 \
-	    --loso-run $(W)/loso --out $(W)/casme2-synth.pt
-	$(PY) -m export --checkpoint $(W)/casme2-synth.pt --output weights/casme2-synth-$(W_SIZE).onnx --fp16
-	mkdir -p weights/casme2-synth-loso
-	cp $(W)/loso/report.* $(W)/loso/*.png weights/casme2-synth-loso/
-	mkdir -p weights/casme2-synth-loso-by-photo
-	cp $(W)/loso-by-photo/report.* $(W)/loso-by-photo/*.png weights/casme2-synth-loso-by-photo/
+	$(PY) -m training synth ckplus --out $(W)/ckplus --seed 11 --subjects 10 --per-class 1 --photos training --force
+	$(PY) -m training synth casme2 --out $(W)/casme2 --seed 12 --subjects 10 --per-class 2 --amplitude 1.5 \
+	    --photos training --force
+	$(PY) -m training ablation casme2 --root $(W)/casme2 --inputs flow onset-apex apex --ckplus-root $(W)/ckplus \
+	    --ckplus-epochs 10 --groups $(W)/casme2/subject_photos.json --loso-rows best --fit-best $(W)/best.pt \
+	    --out $(W)/inputs $(W_TRAIN)
+	$(PY) -m export --checkpoint $(W)/best.pt --output weights/casme2-synth-$(W_SIZE).onnx --fp16
+	cp $(W)/inputs/inputs.md weights/inputs.md
+	rm -rf weights/casme2-synth-loso weights/casme2-synth-loso-by-photo
+	mkdir -p weights/casme2-synth-loso weights/casme2-synth-loso-by-photo
+	best=$$($(PY) -c "import json; b=max((r for r in json.load(open('$(W)/inputs/inputs.json'))['rows'] if r['by_photo']['status']=='done'), key=lambda r: (r['by_photo']['uf1'], r['by_photo']['accuracy'])); print(b['name'])"); \
+	    cp $(W)/inputs/$$best/report.* $(W)/inputs/$$best/*.png weights/casme2-synth-loso/ && \
+	    cp $(W)/inputs/$$best-by-photo/report.* $(W)/inputs/$$best-by-photo/*.png weights/casme2-synth-loso-by-photo/
 
 # Speed and accuracy figures (minutes; run on an otherwise idle machine: they measure it)
 bench: $(STAMP)

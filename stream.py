@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the ONNX classifier (default: the newest .onnx in weights/); its own metadata gives the classes, "
         "input size, normalisation and alignment",
     )
+    parser.add_argument(
+        "--input",
+        dest="input_kind",
+        choices=("auto", "apex", "onset-apex", "flow"),
+        default="auto",
+        help="the classifier input this run builds: auto (default) whatever the model's metadata asks for; "
+        "apex (the apex frame's face), onset-apex (onset and apex faces) or flow (onset-to-apex optical "
+        "flow): a model that needs another input is refused",
+    )
     parser.add_argument("--output", type=Path, help="write the annotated video here (.mp4, .avi, .mov, .mkv)")
     parser.add_argument("--events", type=Path, help="write the micro-expressions here, one JSON object per line")
     parser.add_argument(
@@ -174,16 +183,17 @@ def run(args: argparse.Namespace) -> int:
     from realtime.classify import default_model
 
     model_path = args.model if args.model is not None else default_model(WEIGHTS)
-    recognizer = Recognizer(model_path, args.device, args.max_faces, fps=args.fps)
+    recognizer = Recognizer(model_path, args.device, args.max_faces, fps=args.fps, input_kind=args.input_kind)
     classifier = recognizer.classifier
     info = classifier.info
     provider = classifier.provider.replace("ExecutionProvider", "")
     default = "" if args.model is not None else " (default model)"
     log.info(
-        "model %s%s: %s, %d px, trained on %s; running on %s",
+        "model %s%s: %s, %s input, %d px, trained on %s; running on %s",
         recognizer.model_path,
         default,
         "/".join(info.classes),
+        info.input_kind,
         info.input_size,
         info.trained_on(),
         provider,

@@ -110,6 +110,15 @@ def get_args_parser() -> argparse.ArgumentParser:
         "is fully convolutional with a global pool, so any size runs, but accuracy is only known at the size "
         "it was trained at",
     )
+    parser.add_argument(
+        "--evaluation",
+        type=Path,
+        nargs="+",
+        metavar="RUN_DIR",
+        help="finished LOSO run folders of this checkpoint's configuration (leave-one-subject-out and/or "
+        "leave-one-photo-out) whose figures and calibration temperature go into the model's metadata in place "
+        "of the checkpoint's own (for a run that finished after the fit)",
+    )
     return parser
 
 
@@ -135,7 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from export.onnx_export import export_checkpoint  # imports torch: after the arguments are known good
 
         try:
-            report = export_checkpoint(args.checkpoint, args.output, options, log=lambda line: print(line, flush=True))
+            report = export_checkpoint(
+                args.checkpoint,
+                args.output,
+                options,
+                log=lambda line: print(line, flush=True),
+                evaluations=tuple(args.evaluation or ()),
+            )
         except ParityError as exc:
             print(f"error: {one_line(exc)}", file=sys.stderr)
             return EXIT_PARITY_FAILED

@@ -46,6 +46,7 @@ from realtime.align import AlignmentSettings, align_largest_face
 from realtime.errors import UserInputError
 from realtime.files import atomic_path
 from realtime.landmarks import FaceLandmarker
+from realtime.motion import DEFAULT_INPUT_KIND, INPUT_KINDS, build_classifier_input, needs_onset
 from training.engine import ARCH_NAME, load_checkpoint
 from training.model import ATTENTION_VARIANTS
 from training.report import to_jsonable, write_json_atomic
@@ -120,6 +121,20 @@ def parity_crops(settings: AlignmentSettings) -> tuple[np.ndarray, tuple[str, ..
     return np.stack(crops), tuple(names)
 
 
+def parity_inputs(settings: AlignmentSettings, input_kind: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The classifier inputs of ``input_kind`` the parity check feeds both runtimes: for ``apex`` the parity
+    crops; for the kinds that need an onset, each crop as the apex with the next crop as its onset (real face
+    pairs that differ in brightness, mirroring or identity, so the inputs are far from trivial), built by
+    :func:`realtime.motion.build_classifier_input`."""
+    crops, names = parity_crops(settings)
+    if not needs_onset(input_kind):
+        return crops, names
+    onsets = np.roll(crops, 1, axis=0)
+    inputs = [build_classifier_input(input_kind, apex, onset) for apex, onset in zip(crops, onsets, strict=True)]
+    previous = names[-1:] + names[:-1]
+    return np.stack(inputs), tuple(f"{n}<-{p}" for n, p in zip(names, previous, strict=True))
+
+
 def torch_probabilities(
     model: nn.Module, crops: np.ndarray, channel_order: str, mean: Sequence[float], std: Sequence[float]
 ) -> np.ndarray:
@@ -159,6 +174,8 @@ class _CheckpointFacts:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     alignment: dict[str, Any]
+    input_kind: str = DEFAULT_INPUT_KIND
+    temperature: float = 1.0
 
 
 def _checkpoint_facts(path: Path, meta: Mapping[str, Any]) -> _CheckpointFacts:
@@ -185,7 +202,24 @@ def _checkpoint_facts(path: Path, meta: Mapping[str, Any]) -> _CheckpointFacts:
     unknown = sorted(set(alignment) - known)
     if unknown:
         raise UserInputError(f"{path}: unknown alignment settings {', '.join(unknown)}")
-    return _CheckpointFacts(attention, tuple(str(c) for c in classes), image_size, order, mean, std, alignment)  # type: ignore[arg-type]
+    input_kind = str((meta.get("config") or {}).get("input_kind", DEFAULT_INPUT_KIND))
+    if input_kind not in INPUT_KINDS:
+        raise UserInputError(f"{path}: unknown classifier input {input_kind!r}")
+    calibration = meta.get("calibration") or (meta.get("metrics") or {}).get("calibration") or {}
+    temperature = float(calibration.get("temperature", 1.0))
+    if not temperature > 0:
+        raise UserInputError(f"{path}: calibration temperature must be positive, got {temperature}")
+    return _CheckpointFacts(
+        attention,
+        tuple(str(c) for c in classes),
+        image_size,
+        order,
+        mean,  # type: ignore[arg-type]
+        std,  # type: ignore[arg-type]
+        alignment,
+        input_kind,
+        temperature,
+    )
 
 
 def _training_description(meta: Mapping[str, Any], facts: _CheckpointFacts) -> dict[str, Any]:
@@ -310,6 +344,8 @@ def build_metadata(
         "training": _dumps(_training_description(meta, facts)),
         "metrics": _dumps(dict(meta.get("metrics") or {})),
         "version": project_version(),
+        "input_kind": facts.input_kind,
+        "calibration": _dumps({"temperature": facts.temperature}),
         # provenance
         "arch": ARCH_NAME,
         "attention": facts.attention,
@@ -332,11 +368,13 @@ def _check_parity(
 ) -> ParityResult:
     """Run the exported file through the recognizer's Classifier (one crop per call, as ``stream.py`` does,
     and with ``dynamic_batch`` also all crops in one batch) and compare with PyTorch in float32."""
-    from realtime.classify import Classifier, ClassifierOptions
+    from realtime.classify import Classifier, ClassifierOptions, apply_temperature
 
-    crops, names = parity_crops(settings)
-    expected = torch_probabilities(model, crops, facts.channel_order, facts.mean, facts.std)
-    classifier = Classifier(ClassifierOptions(path, "cpu"))
+    crops, names = parity_inputs(settings, facts.input_kind)
+    expected = apply_temperature(
+        torch_probabilities(model, crops, facts.channel_order, facts.mean, facts.std), facts.temperature
+    )
+    classifier = Classifier(ClassifierOptions(path, "cpu", input_kind=facts.input_kind))
 
     def as_array(answers) -> np.ndarray:
         return np.array([[a.probabilities[c] for c in facts.classes] for a in answers], dtype=np.float64)
@@ -364,13 +402,18 @@ def _check_parity(
 
 
 def export_checkpoint(
-    checkpoint: Path, output: Path, options: ExportOptions | None = None, log: Log | None = None
+    checkpoint: Path,
+    output: Path,
+    options: ExportOptions | None = None,
+    log: Log | None = None,
+    evaluations: Sequence[Path] = (),
 ) -> ExportReport:
     """Export ``checkpoint`` to ``output`` (see the module docstring for the steps) and return the report,
     also written as JSON to ``output`` + ``.json``. ``log`` receives one line per step (progress).
 
     Raises ``UserInputError`` for bad input (nothing written) and :class:`ParityError` when ONNX Runtime
-    does not reproduce PyTorch within the bound (nothing left at ``output``).
+    does not reproduce PyTorch within the bound (nothing left at ``output``). ``evaluations``: finished LOSO
+    run folders of the checkpoint's configuration whose figures replace the checkpoint's ``metrics``.
     """
     options = options or ExportOptions()
     say = log or (lambda _line: None)
@@ -378,6 +421,17 @@ def export_checkpoint(
     checkpoint = Path(checkpoint).expanduser()
     output = prepare_output(output)
     model, meta = _load(checkpoint)
+    if evaluations:
+        from training.loso import combined_evaluation
+
+        metrics = combined_evaluation(  # a run may still be going: its finished folds count, the rest is named
+            evaluations,
+            meta.get("config") or {},
+            str(meta.get("dataset", "")),
+            str(meta.get("protocol", "")),
+            allow_partial=True,
+        )
+        meta = {**meta, "metrics": metrics}
     facts = _checkpoint_facts(checkpoint, meta)
     size = options.image_size or facts.image_size
     settings = AlignmentSettings(**{**facts.alignment, "output_size": size})

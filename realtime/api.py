@@ -37,7 +37,9 @@ class Recognizer:
     ``model`` the ONNX classifier (a path; None: the newest ``.onnx`` in ``weights/``; False: spot only,
     events without labels); ``device`` ``"auto"`` (CUDA if it loads, else CPU), ``"cuda"`` or ``"cpu"``;
     ``max_faces`` how many faces to follow, largest first; ``fps`` the rate of a frame folder (or of a
-    video that reports none); ``spotter`` the spotter's settings. A source is a path (video file or image
+    video that reports none); ``spotter`` the spotter's settings; ``input_kind`` the classifier input this
+    recognizer builds (``"auto"``: what the model's metadata asks for; ``apex``, ``onset-apex`` or ``flow``:
+    a model that needs another is refused). A source is a path (video file or image
     folder), a webcam number, a URL, or an already opened :class:`realtime.capture.FrameSource`. Recorded
     sources give every frame; live ones drop frames when processing falls behind, as ``stream.py`` does.
     """
@@ -50,6 +52,7 @@ class Recognizer:
         *,
         fps: float | None = None,
         spotter: SpotterOptions | None = None,
+        input_kind: str = "auto",
     ) -> None:
         self.options = PipelineOptions(
             tracking=TrackingOptions(max_faces=int(max_faces)), spotter=spotter or SpotterOptions()
@@ -61,7 +64,7 @@ class Recognizer:
         self.classifier: Classifier | None = None
         if model is not False:
             self.model_path = Path(model) if model is not None and model is not True else default_model(DEFAULT_WEIGHTS)
-            self.classifier = Classifier(ClassifierOptions(self.model_path, device))
+            self.classifier = Classifier(ClassifierOptions(self.model_path, device, input_kind=input_kind))
         elif device not in ("auto", "cuda", "cpu"):
             ClassifierOptions(Path(), device)  # raises the --device message
 

@@ -4,8 +4,11 @@ The model file carries everything needed to use it (``metadata_props``, written 
 ``classes`` (output order), ``input_size``, ``channel_order``, ``mean``/``std`` (normalisation),
 ``alignment`` (the :class:`realtime.align.AlignmentSettings` it was trained with; its output size is the
 input size), ``training`` (data set, protocol, what it was trained on), ``metrics`` and ``version``.
-Nothing about the model is a constant here, so a model trained differently just works; a file without them,
-or one that is not an image classifier, is refused with one clear line.
+Optional: ``input_kind`` (what the network sees, :mod:`realtime.motion`: ``apex`` when absent, as in files
+exported before it existed) and ``calibration`` (``{"temperature": T}``, fitted on inner validation subjects;
+applied to every answer). Nothing about the model is a constant here, so a model trained differently just
+works; a file without them, or one that is not an image classifier, or one whose input this version cannot
+build, is refused with one clear line.
 
 Providers: ``device="auto"`` asks for CUDA, then CPU. When CUDA cannot come up (no GPU, or CUDA/cuDNN
 libraries missing) ONNX Runtime would print a stack of red library errors; they are silenced and replaced by
@@ -28,6 +31,7 @@ import numpy as np
 
 from realtime.align import AlignmentSettings, align_face
 from realtime.errors import UserInputError
+from realtime.motion import DEFAULT_INPUT_KIND, INPUT_KINDS, build_classifier_input, needs_onset
 
 log = logging.getLogger("microexpr")
 
@@ -60,6 +64,8 @@ class ModelInfo:
     training: dict
     metrics: dict
     version: str
+    input_kind: str = DEFAULT_INPUT_KIND
+    temperature: float = 1.0
 
     def trained_on(self) -> str:
         """One line about the training data, for the start-up notice."""
@@ -73,15 +79,19 @@ class ModelInfo:
 @dataclass(frozen=True)
 class ClassifierOptions:
     """``model`` the .onnx file; ``device`` auto (CUDA, else CPU), cuda (no fallback) or cpu; ``threads``
-    the CPU provider's intra-op threads (None: ONNX Runtime's choice)."""
+    the CPU provider's intra-op threads (None: ONNX Runtime's choice); ``input_kind`` the input the stream
+    is set up to build (``auto``: whatever the model says; otherwise a model needing another is refused)."""
 
     model: Path
     device: str = "auto"
     threads: int | None = None
+    input_kind: str = "auto"
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise UserInputError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.input_kind != "auto" and self.input_kind not in INPUT_KINDS:
+            raise UserInputError(f"--input must be auto or one of {', '.join(INPUT_KINDS)}, got {self.input_kind!r}")
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,19 @@ def read_model_info(path: Path, meta: dict[str, str]) -> ModelInfo:
         raise UserInputError(f"model {path}: 'alignment' must be a JSON object with keys among {sorted(known)}")
     settings = AlignmentSettings(**{**alignment, "output_size": input_size})
     training, metrics = _json(meta, "training", path), _json(meta, "metrics", path)
+    input_kind = meta.get("input_kind", DEFAULT_INPUT_KIND).strip()
+    if input_kind not in INPUT_KINDS:
+        raise UserInputError(
+            f"model {path} needs classifier input {input_kind!r}, which this version cannot build "
+            f"(it builds {', '.join(INPUT_KINDS)})"
+        )
+    temperature = 1.0
+    if "calibration" in meta:
+        calibration = _json(meta, "calibration", path)
+        value = calibration.get("temperature") if isinstance(calibration, dict) else None
+        if not isinstance(value, (int, float)) or not value > 0:
+            raise UserInputError(f"model {path}: 'calibration' must be a JSON object with a positive 'temperature'")
+        temperature = float(value)
     return ModelInfo(
         path,
         tuple(classes),
@@ -142,7 +165,21 @@ def read_model_info(path: Path, meta: dict[str, str]) -> ModelInfo:
         training if isinstance(training, dict) else {"description": str(training)},
         metrics if isinstance(metrics, dict) else {},
         meta["version"],
+        input_kind,
+        temperature,
     )
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T) from the softmax probabilities: ``log p`` is the logits less a per-row constant,
+    so this is exact. Rows stay in order; the top class never changes."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    if temperature == 1.0:
+        return p
+    scaled = np.log(np.clip(p, 1e-30, None)) / float(temperature)
+    scaled -= scaled.max(axis=-1, keepdims=True)
+    out = np.exp(scaled)
+    return out / out.sum(axis=-1, keepdims=True)
 
 
 def gpu_present() -> bool:
@@ -216,6 +253,12 @@ class Classifier:
 
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self.info = read_model_info(path, meta)
+        if options.input_kind not in ("auto", self.info.input_kind):
+            raise UserInputError(
+                f"model {path} takes the {self.info.input_kind!r} input but this stream is set up for "
+                f"{options.input_kind!r} (--input); use --input {self.info.input_kind} or auto, or a model trained "
+                f"with --input {options.input_kind}"
+            )
         self._check_signature(path)
         size = self.info.input_size
         self._mean = np.array(self.info.mean, np.float32).reshape(1, 3, 1, 1)
@@ -249,9 +292,24 @@ class Classifier:
         """The alignment the model was trained with (its crop size is the model's input size)."""
         return self.info.alignment
 
+    @property
+    def input_kind(self) -> str:
+        """What the model sees (:data:`realtime.motion.INPUT_KINDS`)."""
+        return self.info.input_kind
+
+    @property
+    def needs_onset(self) -> bool:
+        """Whether the model's input is built from the event's onset crop as well as its apex crop."""
+        return needs_onset(self.info.input_kind)
+
     def crop(self, frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The aligned face the model expects (BGR uint8), made by the shared alignment."""
         return align_face(frame, landmarks, self.info.alignment).image
+
+    def build_input(self, apex_crop: np.ndarray, onset_crop: np.ndarray | None = None) -> np.ndarray:
+        """The model's input from aligned crops (:meth:`crop`), by :func:`realtime.motion.build_classifier_input`,
+        the function training uses."""
+        return build_classifier_input(self.info.input_kind, apex_crop, onset_crop)
 
     def _run(self, crops: np.ndarray) -> np.ndarray:
         batch = crops[..., ::-1] if self.info.channel_order == "RGB" else crops
@@ -260,7 +318,8 @@ class Classifier:
         return self.session.run(["probabilities"], {"input": tensor.astype(np.float32)})[0]
 
     def classify(self, crops: list[np.ndarray]) -> list[Classification]:
-        """Classify aligned crops (BGR uint8, any size: resized to the model's input) in one batch."""
+        """Classify model inputs (:meth:`build_input`; for ``apex`` the aligned crops themselves, BGR uint8, any
+        size: resized to the model's input) in one batch, with the model's calibration applied."""
         if not crops:
             return []
         size = self.info.input_size
@@ -270,7 +329,7 @@ class Classifier:
                 for c in (cv2.cvtColor(c, cv2.COLOR_GRAY2BGR) if c.ndim == 2 else c for c in crops)
             ]
         )
-        probabilities = self._run(batch)
+        probabilities = apply_temperature(self._run(batch), self.info.temperature)
         results = []
         for row in probabilities:
             values = {name: float(p) for name, p in zip(self.info.classes, row, strict=True)}

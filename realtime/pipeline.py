@@ -8,18 +8,24 @@ what turns a :class:`realtime.capture.Frame` into a :class:`FrameResult`:
 3. :class:`realtime.classify.Classifier` — the apex frame's aligned face of each micro-expression.
 
 While an event is under way, the classifier's crop of every frame that may become the apex is kept (a few
-per event, the strongest). Once the signal has fallen well past its peak, the spotter names the apex and
+per event, the strongest). A model whose input needs the event's onset too (``onset-apex``, ``flow``:
+:mod:`realtime.motion`) also gets a short ring buffer per face of the aligned crops of the latest frames, from
+which the spotter's onset frame is taken when the event ends; its input is then built by
+:func:`realtime.motion.build_classifier_input`, the function the training data goes through.
+
+Once the signal has fallen well past its peak, the spotter names the apex and
 its crop is classified at once on a worker thread (ONNX Runtime releases the GIL), while the face keeps
 being tracked; when the offset is seen the answer is normally ready, so the event is reported within
 milliseconds of its offset frame instead of after a full network pass (about 100 ms for ResNet18 on two
-CPU cores). If the apex moved after all (a second rise), the new apex is classified on the spot.
+CPU cores). If the apex moved after all (a second rise), the new apex is classified on the spot. The onset of an
+event is only known when it ends, so inputs that need it are classified then (a few ms).
 Stage times are measured per frame.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -33,6 +39,7 @@ from realtime.tracking import FaceTracker, TrackedFace, TrackingOptions
 
 STAGES = ("capture", "face", "spot", "classify", "render", "output")
 MAX_APEX_CROPS = 12  # per face: the strongest candidate frames of the event under way
+ONSET_LOOKBACK_FRAMES = 256  # per face, for inputs that need the onset: about 8.5 s at 30 fps, 1.3 s at 200 fps
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class MicroExpression:
     come from the classifier (empty without one); ``decided_frame``/``decided_ms`` when the offset was seen
     and ``latency_ms`` the wall-clock time from that frame's arrival in the pipeline to this event;
     ``apex_crop`` the aligned face that was classified (BGR, the model's input size; None without one);
+    ``onset_crop`` the onset's aligned face when the model's input needs it, and ``classifier_input`` what the
+    model was given (:func:`realtime.motion.build_classifier_input`).
     ``moved`` the regions that moved (:class:`realtime.spotter.RegionMotion`, largest share first). The events
     file's object is :meth:`to_json` (keys: :data:`realtime.schema.EVENT_FIELDS`).
     """
@@ -71,6 +80,8 @@ class MicroExpression:
     latency_ms: float
     moved: tuple[RegionMotion, ...] = ()
     apex_crop: np.ndarray | None = field(default=None, repr=False, compare=False)
+    onset_crop: np.ndarray | None = field(default=None, repr=False, compare=False)
+    classifier_input: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         """The events file's object (exact keys and order: :func:`realtime.schema.event_record`)."""
@@ -123,7 +134,13 @@ class Pipeline:
         self.classifier = classifier
         self._apex_crops: dict[int, dict[int, tuple[float, np.ndarray]]] = defaultdict(dict)
         self._early: dict[int, tuple[int, Future]] = {}  # face → (apex frame, its classification)
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify") if classifier else None
+        self._needs_onset = classifier is not None and classifier.needs_onset
+        self._recent_crops: dict[int, deque[tuple[int, np.ndarray]]] = defaultdict(
+            lambda: deque(maxlen=ONSET_LOOKBACK_FRAMES)
+        )
+        # the worker classifies a settled apex early; an input that needs the onset waits for the event's end
+        early = classifier is not None and not self._needs_onset
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify") if early else None
         self.face_ids: set[int] = set()
         self.events = 0
         self.rejected: dict[str, int] = defaultdict(int)
@@ -139,8 +156,12 @@ class Pipeline:
             self.face_ids.add(face.face_id)
             signal = self.spotter.update(face.face_id, frame.index, frame.t_ms, found.gray, face.landmarks)
             signals.append(signal)
+            crop = None
+            if self._needs_onset:
+                crop = self.classifier.crop(frame.image, face.landmarks)
+                self._recent_crops[face.face_id].append((frame.index, crop))
             if signal.apex_candidate and self.classifier is not None:
-                self._keep_crop(face, signal, frame.image)
+                self._keep_crop(face, signal, frame.image, crop)
             if signal.apex_frame >= 0 and self._worker is not None:
                 self._classify_early(face.face_id, signal.apex_frame)
             ended.extend((face.face_id, event) for event in signal.events)
@@ -169,9 +190,12 @@ class Pipeline:
         }
         return FrameResult(frame, found.faces, tuple(signals), classified, tuple(rejected), stage_ms)
 
-    def _keep_crop(self, face: TrackedFace, signal: SpotSignal, image: np.ndarray) -> None:
+    def _keep_crop(self, face: TrackedFace, signal: SpotSignal, image: np.ndarray, crop: np.ndarray | None) -> None:
         crops = self._apex_crops[face.face_id]
-        crops[signal.frame_index] = (signal.signal, self.classifier.crop(image, face.landmarks))
+        crops[signal.frame_index] = (
+            signal.signal,
+            crop if crop is not None else self.classifier.crop(image, face.landmarks),
+        )
         if len(crops) > MAX_APEX_CROPS:
             del crops[min(crops, key=lambda i: crops[i][0])]
 
@@ -184,25 +208,47 @@ class Pipeline:
         crop = kept[apex_frame][1]
         self._early[face_id] = (apex_frame, self._worker.submit(self.classifier.classify, [crop]))
 
+    def onset_crop(self, face_id: int, onset_frame: int) -> np.ndarray | None:
+        """The aligned crop of ``onset_frame`` from the face's ring buffer: that frame's, or when it is not
+        there (the face was lost then, or the event is longer than the buffer) the nearest kept frame at or
+        before the onset, else the oldest kept; None when nothing is kept."""
+        recent = self._recent_crops.get(face_id)
+        if not recent:
+            return None
+        before = [(index, crop) for index, crop in recent if index <= onset_frame]
+        return (before[-1] if before else recent[0])[1]
+
     def _classify(self, events: list[SpottedEvent], started: float) -> tuple[MicroExpression, ...]:
         answers: list = []
         crops: list = []
+        onsets: list = []
+        inputs: list = []
         for event in events:
             early = self._early.get(event.face_id)
             kept = self._apex_crops.get(event.face_id, {})
             if early is not None and early[0] == event.apex_frame:
                 answers.append(early[1].result()[0])
-                crops.append(kept[event.apex_frame][1] if event.apex_frame in kept else None)
+                crop = kept[event.apex_frame][1] if event.apex_frame in kept else None
+                crops.append(crop)
+                onsets.append(None)
+                inputs.append(crop)
                 continue
             if self.classifier is None or not kept:
                 answers.append(None)
                 crops.append(None)
+                onsets.append(None)
+                inputs.append(None)
                 continue
             nearest = min(kept, key=lambda i: (abs(i - event.apex_frame), -kept[i][0]))
-            answers.append(self.classifier.classify([kept[nearest][1]])[0])
-            crops.append(kept[nearest][1])
+            apex = kept[nearest][1]
+            onset = self.onset_crop(event.face_id, event.onset_frame) if self._needs_onset else None
+            model_input = self.classifier.build_input(apex, onset if onset is not None else apex)
+            answers.append(self.classifier.classify([model_input])[0])
+            crops.append(apex)
+            onsets.append(onset)
+            inputs.append(model_input)
         out = []
-        for event, answer, crop in zip(events, answers, crops, strict=True):
+        for event, answer, crop, onset, model_input in zip(events, answers, crops, onsets, inputs, strict=True):
             latency = 1000.0 * (time.perf_counter() - started)
             self.latencies_ms.append(latency)
             out.append(
@@ -223,6 +269,8 @@ class Pipeline:
                     latency,
                     moved=tuple(getattr(event, "moved", ())),
                     apex_crop=crop,
+                    onset_crop=onset,
+                    classifier_input=model_input,
                 )
             )
         return tuple(out)

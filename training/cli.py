@@ -17,6 +17,7 @@ from pathlib import Path
 from realtime.align import AlignmentSettings
 from realtime.arguments import OneLineErrorParser, run_reporting_errors
 from realtime.errors import UserInputError
+from realtime.motion import INPUT_KINDS
 
 DATASET_HELP = "casme2 (CASME II), ckplus (CK+) or samm (SAMM)"
 
@@ -99,6 +100,21 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.val_subjects,
         help="training subjects held out for --selection inner-val (default: %(default)s)",
     )
+    group.add_argument(
+        "--input",
+        dest="input_kind",
+        choices=INPUT_KINDS,
+        default=defaults.input_kind,
+        help="what the network sees: 'apex' the aligned apex frame (default, the paper's), 'onset-apex' the "
+        "onset and apex crops and their difference, 'flow' onset-to-apex optical flow and strain with the "
+        "head's motion removed (realtime/motion.py, the same code the stream runs)",
+    )
+    group.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="LOSO: hold --val-subjects of each fold's training subjects out and fit a softmax temperature on "
+        "them; the report then shows the reliability plot and the expected calibration error before/after",
+    )
     group.add_argument("--no-augment", dest="augment", action="store_false", help="no on-device augmentation")
     group.add_argument(
         "--imagenet",
@@ -142,7 +158,9 @@ def _crops(args: argparse.Namespace, index):
 
     settings = AlignmentSettings(output_size=args.image_size)
     cache = (args.cache_dir / "crops") if args.cache_dir else _default_cache()
-    crop_set, report = build_crop_set(index, settings, cache_dir=cache, progress=args.progress)
+    crop_set, report = build_crop_set(
+        index, settings, cache_dir=cache, progress=args.progress, input_kind=args.input_kind
+    )
     fallback = len(report.whole_image_fallback)
     print(
         f"aligned {report.n_images} images of {index.name} ({report.n_cached} from cache"
@@ -332,6 +350,7 @@ def run_loso_command(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=args.progress,
         runner=runner,
+        evaluation="leave-one-subject-out" if groups is None else "leave-one-photo-out",
     )
     print(_headline(report, args.out))
     return 0
@@ -358,53 +377,24 @@ def configure_fit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--loso-run",
         type=Path,
+        nargs="+",
         metavar="DIR",
-        help="the LOSO run folder that measured this configuration: its report's figures become the model's "
-        "metrics (exported into the ONNX metadata); its configuration must match this one",
+        help="the LOSO run folder(s) that measured this configuration (a leave-one-subject-out run and/or a "
+        "leave-one-photo-out run made with --groups): their figures, and the LOSO run's calibration "
+        "temperature, become the model's metrics (exported into the ONNX metadata); configurations must match",
     )
     _add_training_arguments(parser)
 
 
-_MUST_MATCH = ("attention", "loss", "gamma", "alpha", "epochs", "image_size", "lr", "batch_size", "selection")
-
-
-def _loso_evaluation(run_dir: Path, config, dataset: str, protocol: str) -> dict:
-    """The headline figures of a finished LOSO run, refused when the run measured something else."""
-    report_path, config_path = run_dir / "report.json", run_dir / "config.json"
-    for path in (report_path, config_path):
-        if not path.is_file():
-            raise UserInputError(f"--loso-run {run_dir}: {path.name} is missing (is the LOSO run finished?)")
-    try:
-        report, run = json.loads(report_path.read_text()), json.loads(config_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"--loso-run {run_dir}: unreadable JSON ({exc})") from None
-    ran = run.get("config", {})
-    ours = config.to_dict()
-    differing = [k for k in _MUST_MATCH if k in ran and k in ours and ran[k] != ours[k]]
-    if differing:
-        detail = ", ".join(f"{k} {ran[k]!r} vs {ours[k]!r}" for k in differing)
-        raise UserInputError(f"--loso-run {run_dir} measured another configuration: {detail}")
-    if report.get("missing_subjects"):
-        missing = ", ".join(report["missing_subjects"])
-        raise UserInputError(f"--loso-run {run_dir} is unfinished: folds {missing} are missing")
-    keys = ("accuracy", "f1_macro", "uf1", "uar", "f1_weighted", "n_samples", "n_subjects", "confusion_matrix")
-    return {
-        "evaluation": "leave-one-subject-out",
-        "run": str(run_dir),
-        "dataset": run.get("dataset", dataset),
-        "protocol": run.get("protocol", protocol),
-        **{k: report[k] for k in keys if k in report},
-    }
-
-
 def run_fit(args: argparse.Namespace) -> int:
     from training.engine import pretrain
+    from training.loso import combined_evaluation
 
     config = _train_config(args)
     index = _read(args)
     evaluation = None
     if args.loso_run is not None:
-        evaluation = _loso_evaluation(args.loso_run, config, args.dataset, getattr(index, "protocol", ""))
+        evaluation = combined_evaluation(args.loso_run, config.to_dict(), args.dataset, getattr(index, "protocol", ""))
     crop_set, settings = _crops(args, index)
     result = pretrain(
         crop_set,
@@ -442,12 +432,63 @@ def configure_ablation(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="CK+ folder: pretrain on it first (into OUT/ckplus.pt) for the transfer row",
     )
+    group = parser.add_argument_group("classifier inputs")
+    group.add_argument(
+        "--inputs",
+        nargs="+",
+        choices=INPUT_KINDS,
+        metavar="KIND",
+        help="run the input rows instead of the paper's six: each of these inputs (apex onset-apex flow) "
+        "from scratch and from CK+-role pretraining on the same input (--ckplus-root: OUT/ckplus-KIND.pt), by "
+        "LOSO with temperature calibration and, with --groups, leave-one-photo-out; table in OUT/inputs.md",
+    )
+    group.add_argument(
+        "--groups",
+        type=Path,
+        metavar="FILE.json",
+        help="with --inputs: subject → photo (synth's subject_photos.json) for the leave-one-photo-out runs",
+    )
+    group.add_argument(
+        "--evaluations",
+        nargs="+",
+        choices=("loso", "by_photo"),
+        default=("loso", "by_photo"),
+        help="with --inputs: which runs to train (the others are only read when finished)",
+    )
+    group.add_argument(
+        "--ckplus-epochs",
+        type=int,
+        metavar="N",
+        help="with --inputs --ckplus-root: epochs of each CK+-role pretraining (default: --epochs)",
+    )
+    group.add_argument(
+        "--loso-rows",
+        choices=("all", "best"),
+        default="all",
+        help="with --inputs: train the leave-one-subject-out run of every row (default), or only of the row "
+        "best by leave-one-photo-out (keeps `make weights` within its CPU budget; the others are read if finished)",
+    )
+    group.add_argument(
+        "--fit-best",
+        type=Path,
+        metavar="CHECKPOINT.pt",
+        help="with --inputs: then train the best row's configuration (by leave-one-photo-out UF1) on every "
+        "subject and write it here, carrying its LOSO and leave-one-photo-out figures and calibration",
+    )
+    group.add_argument(
+        "--no-train",
+        dest="train",
+        action="store_false",
+        help="with --inputs: train nothing; tabulate the finished runs",
+    )
     _add_training_arguments(parser)
 
 
 def run_ablation_command(args: argparse.Namespace) -> int:
     from training.ablation import run_ablation
 
+    if args.inputs:
+        return _run_input_ablation(args)
     index = _read(args)
     crop_set, settings = _crops(args, index)
     pretrained = args.pretrained
@@ -464,6 +505,89 @@ def run_ablation_command(args: argparse.Namespace) -> int:
     )
     print(f"{len(rows)} rows -> {args.out / 'ablation.md'}")
     return 0
+
+
+def _run_input_ablation(args: argparse.Namespace) -> int:
+    from training.ablation import best_input_row, run_input_ablation
+    from training.engine import pretrain
+
+    index = _read(args)
+    groups = read_groups(args.groups, index.subjects) if args.groups is not None else None
+    data, pretrained, settings = {}, {}, None
+    for kind in args.inputs:
+        kind_args = argparse.Namespace(**{**vars(args), "input_kind": kind})
+        data[kind], settings = _crops(kind_args, index)
+        weights = args.out / f"ckplus-{kind}.pt" if args.ckplus_root is not None else args.pretrained
+        if args.ckplus_root is not None and not weights.is_file() and args.train:
+            ck_args = argparse.Namespace(
+                **{**vars(kind_args), "dataset": "ckplus", "root": args.ckplus_root, "coding": None, "protocol": None}
+            )
+            ck_crops, ck_settings = _crops(ck_args, _read(ck_args))
+            ck_config = _train_config(kind_args)
+            if args.ckplus_epochs is not None:
+                ck_config = dataclasses.replace(ck_config, epochs=args.ckplus_epochs)
+            pretrain(
+                ck_crops,
+                ck_config,
+                split="subject",
+                test_fraction=0.2,
+                out=weights,
+                alignment=ck_settings.to_dict(),
+                progress=args.progress,
+            )
+        pretrained[kind] = weights if weights is not None and weights.is_file() else None
+
+    def tabulate(loso_rows):
+        return run_input_ablation(
+            data,
+            _train_config(args),
+            args.out,
+            pretrained,
+            groups,
+            args.progress,
+            alignment=settings.to_dict() if settings else None,
+            train=args.train,
+            evaluations=tuple(args.evaluations),
+            loso_rows=loso_rows,
+        )
+
+    rows = tabulate(None if args.loso_rows == "all" else ())
+    best = best_input_row(rows)
+    if best is not None and args.loso_rows == "best":
+        rows = tabulate({best["name"]})
+        best = next(r for r in rows if r["name"] == best["name"])
+    if best is not None:
+        print(f"best by leave-one-photo-out UF1: {best['name']} ({best['by_photo']['uf1']:.3f})")
+    print(f"{len(rows)} rows -> {args.out / 'inputs.md'}")
+    if args.fit_best is not None:
+        if best is None:
+            raise UserInputError("--fit-best: no row has a finished leave-one-photo-out run to choose by")
+        _fit_input_row(args, best, data[best["input"]], pretrained, settings)
+    return 0
+
+
+def _fit_input_row(args: argparse.Namespace, best: dict, crop_set, pretrained: dict, settings) -> None:
+    """Train the chosen row on every subject (``--fit-best``), with its measured figures."""
+    from training.ablation import InputRow, input_row_configs
+    from training.engine import pretrain
+    from training.loso import combined_evaluation
+
+    row = InputRow(best["input"], best["transfer"] == "CK+")
+    config = input_row_configs(_train_config(args), row)["by_photo"]
+    runs = [Path(best[e]["run_dir"]) for e in ("loso", "by_photo") if best[e]["status"] == "done"]
+    evaluation = combined_evaluation(runs, config.to_dict(), crop_set.dataset, crop_set.protocol)
+    result = pretrain(
+        crop_set,
+        config,
+        split="random",
+        test_fraction=0.0,
+        out=args.fit_best,
+        alignment=settings.to_dict(),
+        pretrained=pretrained.get(row.input_kind) if row.transfer else None,
+        progress=args.progress,
+        evaluation=evaluation,
+    )
+    print(f"fitted {row.name} on every subject -> {args.fit_best}: {json.dumps(result.get('train', {}))[:200]}")
 
 
 def _pretrain_for_ablation(args: argparse.Namespace) -> Path:

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from realtime.errors import UserInputError
 from realtime.files import atomic_path, file_sha256
+from realtime.motion import DEFAULT_INPUT_KIND, INPUT_KINDS
 from training import metrics
 from training.losses import LOSSES, build_loss, inverse_frequency_alpha
 from training.model import ATTENTION_VARIANTS, attention_resnet18, load_backbone_weights
@@ -102,6 +103,11 @@ class TrainConfig:
     * ``image_size`` 224 (the paper's); ``amp`` (CUDA only), ``channels_last`` and ``deterministic`` on.
     * ``val_subjects`` 3: with ``selection="inner-val"``, three of a fold's 25 training subjects choose the
       epoch (by their macro F1, ties broken by loss); the test subject never does.
+    * ``input_kind`` what the network sees (:mod:`realtime.motion`): ``apex`` (the paper's), ``onset-apex`` or
+      ``flow``. For ``flow`` a flip also negates the horizontal flow; brightness changes apply to ``apex`` only
+      (the other inputs are centred on mid-grey, which a gain would move).
+    * ``calibrate``: each LOSO fold holds ``val_subjects`` of its training subjects out of training and fits a
+      softmax temperature on them (temperature scaling); the test subject never sees it.
     """
 
     attention: str = "dual"
@@ -128,6 +134,8 @@ class TrainConfig:
     max_brightness_change: float = 0.2
     selection: str = "last"
     val_subjects: int = 3
+    input_kind: str = DEFAULT_INPUT_KIND
+    calibrate: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha", _parse_alpha(self.alpha))
@@ -138,6 +146,7 @@ class TrainConfig:
             "lr_schedule": LR_SCHEDULES,
             "device": DEVICES,
             "selection": SELECTIONS,
+            "input_kind": INPUT_KINDS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -297,7 +306,11 @@ def augment_batch(batch: torch.Tensor, config: TrainConfig, generator: torch.Gen
     theta = theta.to(device=batch.device, dtype=batch.dtype)
     grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
     out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    out = out * brightness.to(device=batch.device, dtype=batch.dtype).view(n, 1, 1, 1)
+    if config.input_kind == "flow":  # RGB channel 2 is the horizontal flow (BGR channel 0): a mirror negates it
+        flipped = (flip < 0).to(device=batch.device).view(n, 1, 1)
+        out[:, 2] = torch.where(flipped, 256.0 / 255.0 - out[:, 2], out[:, 2])
+    if config.input_kind == "apex":
+        out = out * brightness.to(device=batch.device, dtype=batch.dtype).view(n, 1, 1, 1)
     return out.clamp_(0.0, 1.0)
 
 
@@ -793,6 +806,10 @@ def pretrain(
     if not 0 <= test_fraction < 1:
         raise UserInputError(f"test fraction must be in [0, 1), got {test_fraction}")
     out = Path(out)
+    if getattr(data, "input_kind", DEFAULT_INPUT_KIND) != config.input_kind:
+        raise UserInputError(
+            f"the data holds {data.input_kind!r} inputs but the configuration asks for {config.input_kind!r}"
+        )
     classes = list(data.classes)
     labels = np.asarray(data.labels, dtype=np.int64)
     if test_fraction == 0:

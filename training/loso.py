@@ -37,8 +37,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from realtime.classify import apply_temperature
 from realtime.errors import UserInputError
 from training import metrics
+from training.calibration import calibration_summary, fit_temperature
 from training.engine import (
     TrainConfig,
     autocast_dtype,
@@ -50,6 +52,7 @@ from training.engine import (
     fit,
     images_to_tensor,
     initial_weights,
+    inner_validation_split,
     resolve_device,
     seed_everything,
 )
@@ -195,6 +198,13 @@ def train_fold(
     device = images.device
     fold_seed = derive_seed(config.seed, subject)
     started = time.perf_counter()
+    calibration_idx = np.zeros(0, dtype=np.int64)
+    calibration_subjects: list[str] = []
+    if config.calibrate:  # inner validation subjects for the temperature: out of training, never the test subject
+        keep, held, calibration_subjects = inner_validation_split(
+            [data.subjects[i] for i in train_idx], config.val_subjects, derive_seed(fold_seed, "calibration")
+        )
+        train_idx, calibration_idx = train_idx[keep], train_idx[held]
     seed_everything(fold_seed)  # the model's initialisation is part of the fold's randomness
     model, load_info = build_model(config, len(data.classes), initial_state)
     model, history = fit(
@@ -215,6 +225,18 @@ def train_fold(
         amp_dtype=autocast_dtype(config, device),
         channels_last=config.channels_last,
     )
+    temperature = 1.0
+    raw_probabilities = probabilities
+    if len(calibration_idx):
+        held_out = evaluate(
+            model,
+            images[torch.as_tensor(calibration_idx, device=device)],
+            config.batch_size,
+            amp_dtype=autocast_dtype(config, device),
+            channels_last=config.channels_last,
+        )
+        temperature = fit_temperature(held_out, labels[calibration_idx])
+        probabilities = apply_temperature(probabilities, temperature)
     seconds = time.perf_counter() - started
     predicted = probabilities.argmax(axis=1)
     selected = next(row for row in history if row.get("selected"))
@@ -231,14 +253,21 @@ def train_fold(
         "seconds": seconds,
         "device": str(device),
         "history": [{k: v for k, v in row.items() if k != "val_subjects"} for row in history],
+        "calibration_subjects": calibration_subjects,
+        "temperature": temperature,
         "predictions": [
             {
                 "sample": data.sample_ids[i],
                 "true": data.classes[labels[i]],
                 "predicted": data.classes[int(p)],
                 "probabilities": [round(float(v), PROBABILITY_DIGITS) for v in probs],
+                **(
+                    {"raw_probabilities": [round(float(v), PROBABILITY_DIGITS) for v in raw]}
+                    if len(calibration_idx)
+                    else {}
+                ),
             }
-            for i, p, probs in zip(test_idx, predicted, probabilities, strict=True)
+            for i, p, probs, raw in zip(test_idx, predicted, probabilities, raw_probabilities, strict=True)
         ],
     }
 
@@ -302,6 +331,17 @@ def build_report(
     y_true = [position[p["true"]] for p in predictions]
     y_pred = [position[p["predicted"]] for p in predictions]
     summary = metrics.summarize(y_true, y_pred, classes)
+    calibration = None
+    if predictions and all("raw_probabilities" in p for p in predictions):
+        calibration = {
+            "temperatures": {s: folds[s].get("temperature", 1.0) for s in done},
+            "temperature": float(np.median([folds[s].get("temperature", 1.0) for s in done])),
+            **calibration_summary(
+                np.array([p["raw_probabilities"] for p in predictions]),
+                np.array([p["probabilities"] for p in predictions]),
+                np.array(y_true),
+            ),
+        }
     pretrained = run_config.get("pretrained")
     return {
         "dataset": data.dataset,
@@ -319,6 +359,7 @@ def build_report(
         "f1_weighted": summary["f1_weighted"],
         "per_class": summary["per_class"],
         "confusion_matrix": summary["confusion_matrix"],
+        "calibration": calibration,
         "folds": fold_rows,
         "predictions": predictions,
         "config": dict(run_config["config"]),
@@ -339,6 +380,7 @@ def run_loso(
     alignment: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     runner: FoldRunner | None = None,
+    evaluation: str = "leave-one-subject-out",
 ) -> dict[str, Any]:
     """Leave-one-subject-out over ``data``; resumable; returns the report (also written to ``out_dir``).
 
@@ -350,10 +392,15 @@ def run_loso(
     ``runner`` trains the missing folds (:data:`FoldRunner`): by default :func:`run_folds_in_process`, one
     after the other in this process; :class:`training.distributed.RayFoldRunner` runs them as Ray tasks.
     Either way each fold is :func:`train_fold`, and this function alone writes the fold files and the
-    report, so a run started one way resumes the other way with the same result.
+    report, so a run started one way resumes the other way with the same result. ``evaluation`` names what
+    the folds hold out, for the report (``leave-one-photo-out`` when the subjects are photo groups).
     """
     out_dir = Path(out_dir)
     _check_data(data)
+    if data.input_kind != config.input_kind:
+        raise UserInputError(
+            f"the data holds {data.input_kind!r} inputs but the configuration asks for {config.input_kind!r}"
+        )
     all_subjects = sorted(set(data.subjects))
     if subjects:
         unknown = sorted(set(subjects) - set(all_subjects))
@@ -396,5 +443,80 @@ def run_loso(
             write_json_atomic(fold_file(out_dir, subject), record)  # as each fold ends: an interrupt keeps it
             finished[subject] = record
     report = build_report(data, finished, run_config)
+    report["evaluation"] = evaluation  # folds by group (--groups): e.g. leave-one-photo-out
     write_report(report, out_dir)
     return report
+
+
+# --- a finished run's figures, for a model's metadata -----------------------------------------------------------
+
+MUST_MATCH = (
+    "attention",
+    "loss",
+    "gamma",
+    "alpha",
+    "epochs",
+    "image_size",
+    "lr",
+    "batch_size",
+    "selection",
+    "input_kind",
+)
+_EVALUATION_KEYS = ("accuracy", "f1_macro", "uf1", "uar", "f1_weighted", "n_samples", "n_subjects", "confusion_matrix")
+
+
+def run_evaluation(
+    run_dir: Path, config: Mapping[str, Any], dataset: str, protocol: str, allow_partial: bool = False
+) -> dict[str, Any]:
+    """The headline figures of a finished LOSO run folder, refused (one :class:`UserInputError`) when it is
+    unfinished or measured another configuration than ``config`` (a :meth:`TrainConfig.to_dict`). A run whose
+    folds were groups (``--groups``, e.g. photos) is a leave-one-group-out evaluation."""
+    run_dir = Path(run_dir)
+    report_path, config_path = run_dir / "report.json", run_dir / CONFIG_FILE
+    for path in (report_path, config_path):
+        if not path.is_file():
+            raise UserInputError(f"--loso-run {run_dir}: {path.name} is missing (is the LOSO run finished?)")
+    try:
+        report, run = json.loads(report_path.read_text()), json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"--loso-run {run_dir}: unreadable JSON ({exc})") from None
+    ran = run.get("config", {})
+    differing = [k for k in MUST_MATCH if k in ran and k in config and ran[k] != config[k]]
+    if differing:
+        detail = ", ".join(f"{k} {ran[k]!r} vs {config[k]!r}" for k in differing)
+        raise UserInputError(f"--loso-run {run_dir} measured another configuration: {detail}")
+    if report.get("missing_subjects") and not allow_partial:
+        missing = ", ".join(report["missing_subjects"])
+        raise UserInputError(f"--loso-run {run_dir} is unfinished: folds {missing} are missing")
+    calibration = report.get("calibration")
+    return {
+        "evaluation": report.get("evaluation", "leave-one-subject-out"),
+        "run": str(run_dir),
+        "dataset": run.get("dataset", dataset),
+        "protocol": run.get("protocol", protocol),
+        **{k: report[k] for k in _EVALUATION_KEYS if k in report},
+        **({"missing_folds": report["missing_subjects"]} if report.get("missing_subjects") else {}),
+        **(
+            {"calibration": {k: calibration[k] for k in ("temperature", "ece_before", "ece_after")}}
+            if calibration
+            else {}
+        ),
+    }
+
+
+def combined_evaluation(
+    run_dirs: Sequence[Path], config: Mapping[str, Any], dataset: str, protocol: str, allow_partial: bool = False
+) -> dict[str, Any]:
+    """The model's ``metrics``: the first leave-one-subject-out run's figures at the top level (as before),
+    each leave-one-group-out run's under ``by_photo``, and the calibration of the run that has one. With
+    ``allow_partial`` an unfinished run counts over its finished folds and says which are missing."""
+    found = [run_evaluation(d, config, dataset, protocol, allow_partial) for d in run_dirs]
+    by_subject = [f for f in found if f["evaluation"] == "leave-one-subject-out"]
+    by_group = [f for f in found if f["evaluation"] != "leave-one-subject-out"]
+    combined = dict(by_subject[0] if by_subject else by_group[0])
+    if by_group and by_subject:
+        combined["by_photo"] = {k: v for k, v in by_group[0].items() if k != "calibration"}
+    calibrated = [f["calibration"] for f in found if "calibration" in f]
+    if calibrated:
+        combined["calibration"] = calibrated[0]
+    return combined

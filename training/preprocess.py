@@ -16,6 +16,7 @@ from realtime.align import AlignmentSettings, align_largest_face
 from realtime.errors import UserInputError
 from realtime.files import atomic_write_bytes
 from realtime.landmarks import FaceLandmarker, LazyLandmarker
+from realtime.motion import DEFAULT_INPUT_KIND, build_classifier_input, needs_onset
 from training.datasets.base import DatasetIndex
 
 CACHE_FORMAT = "crop-v1"  # bump when the stored crop's meaning changes
@@ -26,7 +27,8 @@ class CropSet:
     """Aligned crops of a dataset, ready for training.
 
     ``images`` is uint8 of shape (N, S, S, 3) in OpenCV's BGR order (the engine converts to the model's RGB
-    on the device); ``labels`` are class indices into ``classes``; ``subjects`` and ``sample_ids`` are
+    on the device): the classifier's input of kind ``input_kind`` (:mod:`realtime.motion`; for ``apex`` the
+    aligned apex crop itself); ``labels`` are class indices into ``classes``; ``subjects`` and ``sample_ids`` are
     per-sample strings (LOSO folds group by subject).
     """
 
@@ -37,6 +39,7 @@ class CropSet:
     classes: tuple[str, ...]
     dataset: str = ""
     protocol: str = ""
+    input_kind: str = DEFAULT_INPUT_KIND
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -53,6 +56,7 @@ class CropSet:
             self.classes,
             self.dataset,
             self.protocol,
+            self.input_kind,
         )
 
 
@@ -177,8 +181,13 @@ def build_crop_set(
     cache_dir: Path | None = None,
     landmarker: FaceLandmarker | None = None,
     progress: bool = True,
+    input_kind: str = DEFAULT_INPUT_KIND,
 ) -> tuple[CropSet, PreprocessReport]:
-    """Align every sample's image of a dataset index into a :class:`CropSet`, using the on-disk cache."""
+    """Align every sample's image of a dataset index into a :class:`CropSet`, using the on-disk cache.
+
+    For an ``input_kind`` that needs the onset (:func:`realtime.motion.needs_onset`), the onset frame's image
+    is aligned too (on its own landmarks, as the stream aligns every frame) and the pair goes through
+    :func:`realtime.motion.build_classifier_input`, the function the stream calls."""
     if not index.samples:
         raise UserInputError(f"no usable samples in {index.root} under protocol {index.protocol}")
     cache = CropCache(cache_dir)
@@ -187,11 +196,18 @@ def build_crop_set(
     images = np.empty((len(index.samples), size, size, 3), dtype=np.uint8)
     fallback: list[str] = []
     n_cached = 0
+    with_onset = needs_onset(input_kind)
     samples = tqdm(index.samples, desc=f"align {index.name}", unit="img", disable=not progress, leave=False)
     for i, sample in enumerate(samples):
         aligned = align_image_file(sample.image_path, settings, lazy, cache)
-        images[i] = aligned.image
         n_cached += aligned.from_cache
+        onset = None
+        if with_onset:
+            if sample.onset_path is None:
+                raise UserInputError(f"sample {sample.sample_id} has no onset frame image: {input_kind} needs one")
+            onset_aligned = align_image_file(sample.onset_path, settings, lazy, cache)
+            onset = onset_aligned.image
+        images[i] = build_classifier_input(input_kind, aligned.image, onset)
         if aligned.whole_image_fallback:
             fallback.append(sample.sample_id)
     crop_set = CropSet(
@@ -202,5 +218,6 @@ def build_crop_set(
         index.classes,
         index.name,
         index.protocol,
+        input_kind,
     )
     return crop_set, PreprocessReport(len(index.samples), n_cached, tuple(fallback))

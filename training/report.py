@@ -69,7 +69,8 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     """``report.md``: summary, per-class table, confusion matrix (rows true, columns predicted), per-fold table."""
     classes = list(report["classes"])
     title = " ".join(str(report.get(k) or "") for k in ("dataset", "protocol")).strip() or "evaluation"
-    lines = [f"# Leave-one-subject-out: {title}", "", "The same report as a page: [report.html](report.html).", ""]
+    evaluation = str(report.get("evaluation") or "leave-one-subject-out").capitalize()
+    lines = [f"# {evaluation}: {title}", "", "The same report as a page: [report.html](report.html).", ""]
     if not report.get("complete", True):
         missing = ", ".join(report.get("missing_subjects", []))
         lines += [f"**Partial report**: folds not finished yet: {missing}.", ""]
@@ -77,7 +78,7 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     if config:
         described = ", ".join(
             f"{key} {config[key]}"
-            for key in ("attention", "loss", "gamma", "alpha", "epochs", "batch_size", "lr", "selection")
+            for key in ("input_kind", "attention", "loss", "gamma", "alpha", "epochs", "batch_size", "lr", "selection")
             if key in config
         )
         lines += [f"Configuration: {described}.", ""]
@@ -115,6 +116,25 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     cm = report["confusion_matrix"]
     lines += _table(["true \\ predicted", *classes], [[name, *cm[i]] for i, name in enumerate(classes)])
     lines += ["", "![confusion matrix: counts and row-normalised](confusion.png)"]
+    calibration = report.get("calibration")
+    if calibration:
+        lines += [
+            "",
+            "## Calibration (temperature scaling on inner validation subjects)",
+            "",
+            f"Each fold fitted its softmax temperature on training subjects it held out of training (never the "
+            f"test subject); median temperature {calibration['temperature']:.3f}. Expected calibration error "
+            f"(10 confidence bins) on the held-out predictions:",
+            "",
+        ]
+        lines += _table(
+            ["", "ECE", "NLL"],
+            [
+                ["before (T = 1)", calibration["ece_before"], calibration["nll_before"]],
+                ["after", calibration["ece_after"], calibration["nll_after"]],
+            ],
+        )
+        lines += ["", "![reliability: accuracy against confidence](calibration.png)"]
     folds = report.get("folds") or []
     if folds:
         lines += ["", "## Per fold (the held-out subject)", "", "![accuracy per held-out subject](folds.png)", ""]
@@ -174,6 +194,19 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> None:
     plot_confusion(report["confusion_matrix"], report["classes"], out_dir / "confusion.png", title=title)
     if not plot_folds(report, out_dir / "folds.png"):
         (out_dir / "folds.png").unlink(missing_ok=True)  # an older chart would not match this report
+    calibration = report.get("calibration")
+    if calibration:
+        from training.calibration import plot_reliability
+
+        plot_reliability(
+            [
+                ("before", calibration["bins_before"], calibration["ece_before"]),
+                ("after temperature scaling", calibration["bins_after"], calibration["ece_after"]),
+            ],
+            out_dir / "calibration.png",
+        )
+    else:
+        (out_dir / "calibration.png").unlink(missing_ok=True)
     figures = figure_bytes({"folds": out_dir / "folds.png", "confusion": out_dir / "confusion.png"})
     write_text_atomic(out_dir / "report.html", format_html(report, figures))
 

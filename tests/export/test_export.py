@@ -29,6 +29,7 @@ from export.options import (
 from realtime.align import AlignmentSettings, align_largest_face
 from realtime.classify import Classifier, ClassifierOptions
 from realtime.landmarks import FaceLandmarker
+from realtime.motion import INPUT_KINDS, needs_onset
 from training.engine import TrainConfig, load_checkpoint, save_checkpoint
 from training.model import ATTENTION_VARIANTS, attention_resnet18
 
@@ -38,7 +39,7 @@ ALIGNMENT = {"output_size": SIZE, "margin": 0.1, "forehead": 0.15, "interpolatio
 METRICS = {"accuracy": 0.4497, "macro_f1": 0.3784}
 
 
-def make_checkpoint(path: Path, attention: str) -> Path:
+def make_checkpoint(path: Path, attention: str, input_kind: str = "apex") -> Path:
     """A checkpoint of ``attention_resnet18`` as ``python -m training`` writes it, with batch-norm running
     statistics gathered on a few batches of noise (a network at its raw init has none)."""
     torch.manual_seed(0)
@@ -53,7 +54,7 @@ def make_checkpoint(path: Path, attention: str) -> Path:
         path,
         model.eval(),
         classes=CLASSES,
-        config=TrainConfig(attention=attention, image_size=SIZE, epochs=3),
+        config=TrainConfig(attention=attention, image_size=SIZE, epochs=3, input_kind=input_kind),
         dataset="casme2",
         protocol="5class",
         metrics=METRICS,
@@ -190,6 +191,19 @@ def test_metadata_round_trip_through_the_recognizer(exported, checkpoints, own_c
     want = torch_reference(checkpoints["dual"], preprocess(own_crops[:1], meta))
     assert float(np.max(np.abs(got - want))) <= 1e-4
     assert answers[0].label == CLASSES[int(want.argmax())]
+
+
+@pytest.mark.parametrize("input_kind", INPUT_KINDS)
+def test_parity_covers_every_input_kind_and_the_metadata_names_it(input_kind, tmp_path):
+    checkpoint = make_checkpoint(tmp_path / f"{input_kind}.pt", "dual", input_kind)
+    report = export_checkpoint(checkpoint, tmp_path / f"{input_kind}.onnx", ExportOptions())
+    assert report.parity.n_crops >= 4
+    assert report.parity.max_abs_diff <= report.parity.bound
+    assert report.parity.top1_agreement == 1.0
+    # the parity inputs are the kind's own: built from onset/apex pairs of real crops where it needs them
+    assert all(("<-" in name) == needs_onset(input_kind) for name in report.parity.crops)
+    classifier = Classifier(ClassifierOptions(report.output, "cpu"))
+    assert classifier.input_kind == input_kind
 
 
 # --- fp16, dynamic batch, options -------------------------------------------------------------------------------

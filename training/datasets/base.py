@@ -64,7 +64,9 @@ class Sample:
     """One labelled image to classify: for a micro-expression clip, its apex frame.
 
     ``subject`` is the canonical folder name (``sub01``, ``S005``, ``006``); ``sample_id`` is unique within
-    the dataset (``sub01/EP02_01f``). Frame numbers are the dataset's own (absolute) indices.
+    the dataset (``sub01/EP02_01f``). Frame numbers are the dataset's own (absolute) indices. ``onset_path``
+    is the onset frame's image (the first frame of the onset..offset window that has one; CK+: the
+    sequence's neutral first frame).
     """
 
     dataset: str
@@ -76,6 +78,7 @@ class Sample:
     onset_frame: int | None = None
     apex_frame: int | None = None
     offset_frame: int | None = None
+    onset_path: Path | None = None  # the onset frame's image (the classifier's onset-apex and flow inputs)
 
 
 @dataclass(frozen=True)

@@ -261,6 +261,7 @@ def read_coded_clips(
                 onset_frame=onset,
                 apex_frame=apex,
                 offset_frame=offset,
+                onset_path=frames[onset] if onset in frames else frames[window[0]],
             )
         )
     return samples, issues

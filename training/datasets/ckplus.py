@@ -146,6 +146,7 @@ def read_ckplus(
                     onset_frame=next(iter(frames)),
                     apex_frame=number,
                     offset_frame=None,
+                    onset_path=frames[next(iter(frames))],
                 )
             )
     return DatasetIndex(

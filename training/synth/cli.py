@@ -15,6 +15,7 @@ from pathlib import Path
 from realtime.errors import UserInputError
 from training.synth.faces import parse_frame_size
 from training.synth.layouts import WRITERS, SynthManifest
+from training.synth.photos import HELD_OUT_PHOTOS, PHOTO_NAMES
 from training.synth.realistic import (
     NUISANCES,
     SOMETIMES,
@@ -98,6 +99,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="face photos to make subjects from (default: the Grace Hopper and astronaut photos that "
         "matplotlib and scikit-image ship)",
     )
+    parser.add_argument(
+        "--photos",
+        nargs="+",
+        metavar="NAME",
+        help="face photos by name instead of --faces (space- or comma-separated): any of "
+        f"{', '.join(PHOTO_NAMES)}, or a group: all (seven identities after `make venv`), held-out "
+        f"({' and '.join(HELD_OUT_PHOTOS)}), training or tuning (all but the held-out ones; what the default "
+        "weights and the spotter learn from) (default: videos --set realistic: tuning; otherwise the Grace Hopper "
+        "and astronaut photos)",
+    )
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: %(default)s)")
     parser.add_argument("--subjects", type=int, metavar="N", help="number of subjects (default: 4; SAMM: 3)")
     parser.add_argument(
@@ -159,13 +170,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="lab: a still face as in CASME II (default); realistic: a webcam user who talks, moves and is compressed",
     )
     group.add_argument(
-        "--photos",
-        metavar="NAMES",
-        help="face photos by name, comma-separated (grace_hopper, astronaut, breakingbad, einstein, lenna, takeo, "
-        "tongue) or a group: tuning (all but the held-out astronaut and einstein), held-out, all "
-        "(default: lab the Grace Hopper and astronaut photos, realistic tuning)",
-    )
-    group.add_argument(
         "--nuisances",
         metavar="LIST",
         help="realistic: the nuisances to use, comma-separated, or all (default) or none: "
@@ -189,9 +193,13 @@ def main(args: argparse.Namespace) -> int:
     size = parse_frame_size(args.size or DEFAULT_SIZES[layout])
     if layout == "videos":
         return _videos(args, size)
+    if args.photos:
+        if args.faces:
+            raise UserInputError("give face photos either as files (--faces) or by name (--photos), not both")
+        args.faces = photo_files(resolve_photos(args.photos))
     _refuse(
         args,
-        ("clips", "fps", "seconds", "micro", "noise", "video_format", "video_set", "photos", "nuisances", "without"),
+        ("clips", "fps", "seconds", "micro", "noise", "video_format", "video_set", "nuisances", "without"),
         "applies to videos only",
     )
     if not args.distractors:

@@ -111,7 +111,9 @@ SOMETIMES = ("low_resolution", "small_face", "occlusion", "leave_frame")
 SOMETIMES_CHANCE = 1.0 / 3.0
 TUNING_PHOTOS = tuple(name for name in PHOTO_NAMES if name not in HELD_OUT_PHOTOS)
 """The photos the realistic set uses by default: every photo except the benchmark's held-out faces."""
-PHOTO_GROUPS = {"tuning": TUNING_PHOTOS, "held-out": HELD_OUT_PHOTOS, "all": PHOTO_NAMES}
+PHOTO_GROUPS = {"tuning": TUNING_PHOTOS, "training": TUNING_PHOTOS, "held-out": HELD_OUT_PHOTOS, "all": PHOTO_NAMES}
+"""Names that stand for several photos (``training`` is ``tuning``: what the default weights and the spotter
+learn from)."""
 
 LOW_RESOLUTIONS = ((320, 240), (176, 144))
 SMALL_FACE_PX = (40.0, 80.0)  # the face's landmark-box width
@@ -146,7 +148,7 @@ def parse_any_frame_size(text: str) -> tuple[int, int]:
 def parse_nuisances(text: str | Sequence[str]) -> frozenset[str]:
     """``'talking,head_turns'`` (or a list) → the set of those nuisance names; ``'all'`` → every one;
     ``'none'`` or ``''`` → none. An unknown name is one clear error."""
-    items = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
+    items = [p.strip() for part in ([text] if isinstance(text, str) else text) for p in part.split(",") if p.strip()]
     if items in (["all"],):
         return frozenset(NUISANCES)
     if items in ([], ["none"]):
@@ -160,7 +162,7 @@ def parse_nuisances(text: str | Sequence[str]) -> frozenset[str]:
 def resolve_photos(text: str | Sequence[str]) -> tuple[str, ...]:
     """``'lenna,takeo'`` or a group (``tuning``: all but the held-out faces, ``held-out``, ``all``) → photo
     names in order, without repeats. Unknown names are one clear error; missing packages too."""
-    items = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
+    items = [p.strip() for part in ([text] if isinstance(text, str) else text) for p in part.split(",") if p.strip()]
     names: list[str] = []
     for item in items:
         for name in PHOTO_GROUPS.get(item, (item,)):
