@@ -107,6 +107,7 @@ class SpotterOptions:
     together that makes a change global; ``macro_movement`` the movement (fraction of the face width, same
     estimate) above which a short movement is too large to be micro (0: off); ``still_before_ms`` how long
     the face must have been still (signal below threshold) before a micro-expression's rise;
+    ``calm_noise_ms`` how long the face must have been still for a frame to join the noise statistics;
     ``confirm_ms`` how long after the offset the face must stay still (the decision waits that long; keep
     it under 100) and ``rerise_fraction`` the fraction of the peak a new rise in that time must reach to
     count as movement; ``give_up_ms`` how long an event may last before the reference is re-seeded;
@@ -139,8 +140,9 @@ class SpotterOptions:
     global_fraction: float = 0.8
     macro_movement: float = 0.025
     still_before_ms: float = 200.0
-    confirm_ms: float = 65.0
-    rerise_fraction: float = 0.5
+    calm_noise_ms: float = 200.0
+    confirm_ms: float = 90.0
+    rerise_fraction: float = 0.3
     give_up_ms: float = 1000.0
     settle_ms: float = 60.0
     settle_hold_ms: float = 150.0
@@ -288,12 +290,14 @@ def _region_sides(crop_landmarks: np.ndarray, size: int) -> np.ndarray:
     return np.array(sides)
 
 
-def _direction(flow: np.ndarray, side: float, least_px: float) -> str:
-    """The name of a region's flow (dx, dy in image pixels, y down): its larger component."""
+def _direction(flow: np.ndarray, side: float, least_px: float, texture: tuple[float, float] = (1.0, 1.0)) -> str:
+    """The name of a region's flow (dx, dy in image pixels, y down): the component that explains more of the
+    region's change (each weighted by the region's gradient energy along it: a brow is a horizontal edge,
+    whose sideways flow is barely measured and must not outvote a clear vertical one)."""
     dx, dy = float(flow[0]), float(flow[1])
     if not (math.isfinite(dx) and math.isfinite(dy)) or math.hypot(dx, dy) < least_px:
         return ""
-    if abs(dy) >= abs(dx):
+    if abs(dy) * texture[1] >= abs(dx) * texture[0]:
         return "up" if dy < 0 else "down"
     if side == 0.0:
         return "left" if dx < 0 else "right"
@@ -487,7 +491,9 @@ class FaceSpotter:
 
     # -- noise statistics ---------------------------------------------------------------------------------
     def _trim(self, queue: deque, now_ms: float, span_ms: float) -> None:
-        while queue and now_ms - queue[0][0] > span_ms:
+        """Drop what is older than ``span_ms``, but keep the newest ``min_noise_samples`` (a face that was
+        never still for a while keeps the statistics of the last time it was)."""
+        while len(queue) > self.options.min_noise_samples and now_ms - queue[0][0] > span_ms:
             queue.popleft()
 
     def _update_stats(self) -> None:
@@ -548,7 +554,7 @@ class FaceSpotter:
         events: tuple[SpottedEvent, ...] = ()
         threshold = self.threshold
         calm_since = self._calm_since  # how long the face has been still, as of the previous frame
-        if signal >= threshold:
+        if ready and signal >= threshold:  # (before the noise is known, the face counts as still)
             self._calm_since = None
         elif self._calm_since is None:
             self._calm_since = t_ms
@@ -583,14 +589,17 @@ class FaceSpotter:
                 self._warm_count += 1
                 self._reference += (face - self._reference) / self._warm_count
             else:
-                # idle: learn the noise, feed the reference with a delay
-                self._idle_e.append((t_ms, e))
+                # idle: learn the noise from frames of a face that has been still a while (the gaps between
+                # syllables or the tail of an expression would inflate it), feed the reference with a delay
+                calm_ms = 0.0 if self._calm_since is None else t_ms - self._calm_since
+                if calm_ms >= opts.calm_noise_ms or len(self._idle_e) < opts.min_noise_samples:
+                    self._idle_e.append((t_ms, e))
+                    if ready:
+                        self._idle_s.append((t_ms, signal))
                 self._trim(self._idle_e, t_ms, opts.noise_ms)
-                if ready:
-                    self._idle_s.append((t_ms, signal))
-                    self._trim(self._idle_s, t_ms, opts.noise_ms)
+                self._trim(self._idle_s, t_ms, opts.noise_ms)
                 self._stats_age += 1
-                if not ready or self._stats_age >= 3:
+                if self._idle_e and (not ready or self._stats_age >= 3):
                     self._update_stats()
                     self._stats_age = 0
                 self._delayed.append((t_ms, face))
@@ -731,12 +740,14 @@ class FaceSpotter:
         if total <= 0.0:
             return ()
         shares = strength / total
+        normal = self._flow_normal if self._flow_normal is not None else np.ones((len(strength), 3))
+        texture = [(math.sqrt(max(float(n[0]), 0.0)), math.sqrt(max(float(n[2]), 0.0))) for n in normal]
         order = np.argsort(-shares, kind="stable")
         return tuple(
             RegionMotion(
                 self._region_names[r],
                 round(float(shares[r]), 3),
-                _direction(flows[r], float(self._region_side[r]), self.options.direction_px),
+                _direction(flows[r], float(self._region_side[r]), self.options.direction_px, texture[r]),
             )
             for r in order
             if shares[r] >= self.options.moved_share
