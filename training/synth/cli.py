@@ -15,6 +15,15 @@ from pathlib import Path
 from realtime.errors import UserInputError
 from training.synth.faces import parse_frame_size
 from training.synth.layouts import WRITERS, SynthManifest
+from training.synth.realistic import (
+    NUISANCES,
+    SOMETIMES,
+    RealisticSettings,
+    parse_nuisances,
+    photo_files,
+    resolve_photos,
+    write_realistic_videos,
+)
 from training.synth.videos import FORMATS, VideoIndex, write_videos
 
 DESCRIPTION = """\
@@ -34,7 +43,17 @@ larger again.
 videos: long clips for spotting (--clips, --fps, --seconds, --format): a still start, then micro-expressions
 among distractors (blinks, a macro expression, slow head drift and roll, a lighting drift, sensor noise), with
 DIR/clipNN.json beside each clip (per event: kind micro|macro|blink, label, AUs, onset/apex/offset as 0-based
-frames and ms) and DIR/videos.json listing them."""
+frames and ms) and DIR/videos.json listing them.
+
+videos --set realistic: a person in front of a webcam instead of a still face: the face's own small
+movements, head sway, talking, quick turns and nods in depth (yaw/pitch up to 15 degrees, with parallax),
+smiles/laughs/frowns, blinks, light flicker, auto-exposure and white-balance steps, motion blur, sensor
+noise, H.264 at webcam bitrates (needs the ffmpeg program), and in some clips a low-resolution camera, a small
+face (40-80 px), a hand over the mouth or the face leaving the frame. Micro-expressions come mostly while the
+face is otherwise still, some during other motion (flagged "during" in the truth). Each nuisance can be
+switched (--nuisances, --without); DIR/clipNN.json records each one's time spans and the true head pose of
+every frame, DIR/clipNN_landmarks.npz the true landmarks. Faces: --photos (default: tuning, i.e. every
+photo but the benchmark's held-out astronaut and einstein; --micro 0 makes nuisance-only clips)."""
 
 EPILOG = """\
 examples:
@@ -45,6 +64,9 @@ examples:
   python -m training synth samm --out demo/samm --size 2040x1088 --no-quirks
   python -m training synth videos --out demo/videos --clips 3 --seconds 3 --size 320x240
   python -m training synth videos --out demo/videos200 --fps 200 --faces me.jpg --format frames
+  python -m training synth videos --set realistic --out demo/webcam --clips 5 --seconds 12
+  python -m training synth videos --set realistic --out demo/talk --nuisances talking,head_turns,compression
+  python -m training synth videos --set realistic --out demo/quiet --micro 0 --photos held-out
   python -m training summary casme2 --root demo/casme2
 """
 
@@ -126,7 +148,30 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="micro-expressions only: no blinks, macro expression, head drift or lighting drift",
     )
-    group.add_argument("--noise", type=float, metavar="SIGMA", help="sensor noise in grey levels (default: 1-2.5)")
+    group.add_argument(
+        "--noise", type=float, metavar="SIGMA", help="lab set: sensor noise in grey levels (default: 1-2.5)"
+    )
+    group.add_argument(
+        "--set",
+        dest="video_set",
+        choices=("lab", "realistic"),
+        help="lab: a still face as in CASME II (default); realistic: a webcam user who talks, moves and is compressed",
+    )
+    group.add_argument(
+        "--photos",
+        metavar="NAMES",
+        help="face photos by name, comma-separated (grace_hopper, astronaut, breakingbad, einstein, lenna, takeo, "
+        "tongue) or a group: tuning (all but the held-out astronaut and einstein), held-out, all "
+        "(default: lab the Grace Hopper and astronaut photos, realistic tuning)",
+    )
+    group.add_argument(
+        "--nuisances",
+        metavar="LIST",
+        help="realistic: the nuisances to use, comma-separated, or all (default) or none: "
+        + ", ".join(NUISANCES)
+        + "; given explicitly, each appears in every clip",
+    )
+    group.add_argument("--without", metavar="LIST", help="realistic: nuisances to leave out, comma-separated")
     group.add_argument(
         "--format",
         dest="video_format",
@@ -141,7 +186,11 @@ def main(args: argparse.Namespace) -> int:
     size = parse_frame_size(args.size or DEFAULT_SIZES[layout])
     if layout == "videos":
         return _videos(args, size)
-    _refuse(args, ("clips", "fps", "seconds", "micro", "noise", "video_format"), "applies to videos only")
+    _refuse(
+        args,
+        ("clips", "fps", "seconds", "micro", "noise", "video_format", "video_set", "photos", "nuisances", "without"),
+        "applies to videos only",
+    )
     if not args.distractors:
         raise UserInputError("--no-distractors applies to videos only")
     if args.cropped and layout != "casme2":
@@ -188,6 +237,14 @@ def _videos(args: argparse.Namespace, size: tuple[int, int]) -> int:
         raise UserInputError("--cropped applies to casme2 only")
     if not args.quirks:
         raise UserInputError("--no-quirks applies to the data set layouts only")
+    if args.faces and args.photos:
+        raise UserInputError("give face photos either as files (--faces) or by name (--photos), not both")
+    if (args.video_set or "lab") == "realistic":
+        return _realistic(args, size)
+    _refuse(args, ("nuisances", "without"), "applies to --set realistic only")
+    if args.micro == 0:
+        raise UserInputError("--micro 0 (nuisance-only clips) applies to --set realistic only")
+    photos = photo_files(resolve_photos(args.photos)) if args.photos else args.faces
     started = time.perf_counter()
     index = write_videos(
         args.out,
@@ -200,7 +257,40 @@ def _videos(args: argparse.Namespace, size: tuple[int, int]) -> int:
         amplitude=args.amplitude,
         distractors=args.distractors,
         noise_sigma=args.noise,
-        photos=args.faces,
+        photos=photos,
+        fmt=args.video_format or "mp4",
+        overwrite=args.force,
+    )
+    print(videos_line(index, time.perf_counter() - started))
+    return 0
+
+
+def _realistic(args: argparse.Namespace, size: tuple[int, int]) -> int:
+    """``videos --set realistic``: write the clips and print a one-line summary."""
+    _refuse(args, ("noise",), "applies to the lab set only (the realistic set draws its own)")
+    if not args.distractors:
+        raise UserInputError("--no-distractors applies to the lab set; use --without or --nuisances none")
+    if args.video_format == "avi":
+        raise UserInputError("the realistic set is written as mp4 (H.264) or frames, not avi")
+    nuisances = parse_nuisances(args.nuisances) if args.nuisances is not None else frozenset(NUISANCES)
+    nuisances -= parse_nuisances(args.without) if args.without else frozenset()
+    settings = RealisticSettings(
+        fps=30.0 if args.fps is None else args.fps,
+        frame_size=size,
+        seconds=args.seconds,
+        micro=3 if args.micro is None else args.micro,
+        amplitude=args.amplitude,
+        nuisances=nuisances,
+        sometimes=frozenset(SOMETIMES) if args.nuisances is None else frozenset(),
+    )
+    photos = list(args.faces) if args.faces else photo_files(resolve_photos(args.photos or "tuning"))
+    started = time.perf_counter()
+    index = write_realistic_videos(
+        args.out,
+        photos=photos,
+        settings=settings,
+        seed=args.seed,
+        n_clips=3 if args.clips is None else args.clips,
         fmt=args.video_format or "mp4",
         overwrite=args.force,
     )
@@ -218,6 +308,8 @@ def videos_line(index: VideoIndex, seconds: float) -> str:
     width, height = index.settings["size"]
     frames = sum(c["frame_count"] for c in index.clips)
     kind = "jpg frames" if index.container == "frames" else f"{index.fourcc} .{index.container}"
+    if index.settings.get("set") == "realistic":
+        kind = f"realistic, {kind}"
     events = ", ".join(f"{counts[k]} {k}" for k in sorted(counts))
     note = f" ({index.note})" if index.note else ""
     return (

@@ -530,11 +530,11 @@ class VideoIndex:
         return self.out / INDEX_NAME
 
 
-def _json_bytes(data: object) -> bytes:
+def json_bytes(data: object) -> bytes:
     return (json.dumps(data, indent=1) + "\n").encode()
 
 
-def _check_output(out: Path, overwrite: bool) -> Path:
+def check_output(out: Path, overwrite: bool) -> Path:
     """``out`` must be new or empty; with ``overwrite``, an earlier videos run there (``videos.json``) is
     removed first (only what its index lists), and nothing else is ever deleted."""
     out = Path(out).expanduser()
@@ -651,7 +651,7 @@ def write_videos(
     )
     face_photos = load_face_photos(photos)
     specs = plan_clips(face_photos, settings, seed, n_clips)
-    out = _check_output(out, overwrite)
+    out = check_output(out, overwrite)
     clips, containers = [], []
     for spec in specs:
         renderer = VideoRenderer(spec)
@@ -659,7 +659,7 @@ def write_videos(
         containers.append((container, fourcc))
         truth = renderer.truth()
         truth["video"] = written
-        (out / f"{spec.name}.json").write_bytes(_json_bytes(truth))
+        (out / f"{spec.name}.json").write_bytes(json_bytes(truth))
         clips.append(
             {
                 "clip": spec.name,
@@ -697,7 +697,7 @@ def write_videos(
         "settings": recorded,
         "clips": clips,
     }
-    index.path.write_bytes(_json_bytes(data))
+    index.path.write_bytes(json_bytes(data))
     return index
 
 
@@ -736,7 +736,9 @@ __all__ = [
     "VideoIndex",
     "VideoRenderer",
     "VideoSettings",
+    "check_output",
     "event_field",
+    "json_bytes",
     "plan_clip",
     "plan_clips",
     "read_video",
