@@ -32,12 +32,14 @@ seconds and hides the micro-expressions that follow it.
    interval runs from the last still frame before the rise to the first still frame after the fall (the data
    sets' convention).
 6. Decisions. A rise is a micro-expression when it lasts ``min_ms``–``max_ms`` (give or take a frame) and
-   is none of: a blink (both eyes move most, by a lid's worth); a ``"global"`` change (most regions at once:
-   a head turn in depth, a lighting step the normalisation missed); a ``"macro"`` expression (too long, or
-   moving more than ``macro_movement`` of the face width); ``"motion"``: a rise in a face that was not still
-   before it (less than ``still_before_ms`` below threshold: talking, an expression settling) or that moves
-   again within ``confirm_ms`` of its offset (the next syllable). The last check is why an accepted event is
-   reported ``confirm_ms`` after its offset frame (within 100 ms: live use is not held up).
+   is none of: a blink (both eyes move most, and both lids come down or move by a lid's worth); a
+   ``"global"`` change (most regions at once, or the upper and lower face flowing the same way: a head turn
+   or nod in depth, a lighting step the normalisation missed); a ``"macro"`` expression (too long, or moving
+   more than ``macro_movement`` of the face width); ``"motion"``: a rise in a face that was not still before
+   it (less than ``still_before_ms`` below threshold: talking, an expression settling), that moves again
+   within ``confirm_ms`` of its offset (the next syllable), or whose lead is the jaw opening (lower lip or
+   chin moving down: speech). The ``confirm_ms`` check is why an accepted event is reported ``confirm_ms``
+   after its offset frame (within 100 ms: live use is not held up).
 7. Settling. After an event the reference follows the face quickly (``settle_ms``) until the signal has
    stayed below the threshold for ``settle_hold_ms``; a rise that lasts ``give_up_ms`` re-seeds the reference
    (the face has settled into a new rest state), so a held smile does not blind the spotter for long.
@@ -79,6 +81,7 @@ REGIONS: dict[str, tuple[int, ...]] = {
 }
 EYE_REGIONS = ("eye_left", "eye_right")
 BROW_REGIONS = ("brow_left", "brow_right")
+JAW_REGIONS = ("lower_lip", "chin")
 DIRECTIONS = ("up", "down", "left", "right", "inward", "outward")
 _PAD = {"brow_left": 0.05, "brow_right": 0.05, "eye_left": 0.04, "eye_right": 0.04, "nose": 0.03}
 _DEFAULT_PAD = 0.06
@@ -111,10 +114,12 @@ class SpotterOptions:
     ``confirm_ms`` how long after the offset the face must stay still (the decision waits that long; keep
     it under 100) and ``rerise_fraction`` the fraction of the peak a new rise in that time must reach to
     count as movement; ``give_up_ms`` how long an event may last before the reference is re-seeded;
-    ``settle_ms`` the time constant the reference follows the face with after an event, until the signal
-    has stayed below the threshold for ``settle_hold_ms``; ``moved_share`` the least share of an event's
-    movement a region needs to be listed in ``moved`` and ``direction_px`` the least flow (frame pixels)
-    that gets a direction.
+    ``head_coherence`` the least cosine between the mean flows of the upper face (brows, eyes) and the lower
+    face (nose, mouth, chin) that makes a change head motion (``"global"``; 0: off), when each part has at
+    least ``head_part_share`` of the movement; ``settle_ms`` the time constant the reference follows the face
+    with after an event, until the signal has stayed below the threshold for ``settle_hold_ms``;
+    ``moved_share`` the least share of an event's movement a region needs to be listed in ``moved`` and
+    ``direction_px`` the least flow (frame pixels) that gets a direction.
     """
 
     crop_px: int = 128
@@ -146,6 +151,8 @@ class SpotterOptions:
     give_up_ms: float = 1000.0
     settle_ms: float = 60.0
     settle_hold_ms: float = 150.0
+    head_coherence: float = 0.8
+    head_part_share: float = 0.3
     moved_share: float = 0.1
     direction_px: float = 0.1
 
@@ -329,7 +336,7 @@ class FaceSpotter:
         self._mask_flat: np.ndarray | None = None
         self._region_gradient: np.ndarray = np.ones(len(REGIONS))
         self._region_side: np.ndarray = np.zeros(len(REGIONS))
-        self._flow_gradients: np.ndarray | None = None  # (2R × pixels): each region's gx and gy rows
+        self._flow_gradients: np.ndarray | None = None  # (2 × pixels): the reference's gx and gy
         self._flow_normal: np.ndarray | None = None  # R × (gxx, gxy, gyy)
         self._last_matrix = np.eye(3)
         self._face_width_px = 1.0
@@ -422,7 +429,7 @@ class FaceSpotter:
             self._region_gradient = self._regions @ np.hypot(gx, gy).ravel() + 1e-3
             # each region's Lucas–Kanade normal equations against the reference (its flow, see _flow)
             gxf, gyf = gx.ravel(), gy.ravel()
-            self._flow_gradients = np.vstack([self._regions * gxf, self._regions * gyf]).astype(np.float32)
+            self._flow_gradients = np.stack([gxf, gyf])
             normal = np.stack(
                 [self._regions @ (gxf * gxf), self._regions @ (gxf * gyf), self._regions @ (gyf * gyf)], axis=1
             )
@@ -514,7 +521,7 @@ class FaceSpotter:
         """Each region's Lucas–Kanade translation from the reference to this crop (R × 2, frame pixels)."""
         if self._flow_gradients is None or self._flow_normal is None:
             return np.zeros((len(REGIONS), 2))
-        b = (self._flow_gradients @ diff).reshape(2, -1)
+        b = (self._flow_gradients * diff) @ self._regions.T  # (2 × R): each region's Σ g·diff
         gxx, gxy, gyy = self._flow_normal.T
         det = gxx * gyy - gxy * gxy
         # diff ≈ −∇ref · d  →  d = −(AᵀA)⁻¹ Aᵀ diff
@@ -663,7 +670,8 @@ class FaceSpotter:
         """Report ``event`` now: the reference starts settling."""
         self._pending = None
         self._cooling_since = t_ms
-        self._settled_since = None
+        # a confirmed micro-expression: the face has been still since its offset, which counts towards settling
+        self._settled_since = event.offset_ms if event.kind == "micro" else None
         self._delayed.clear()  # frames of the event never join the reference
         return replace(event, decided_frame=frame_index, decided_ms=t_ms)
 
@@ -711,10 +719,21 @@ class FaceSpotter:
         magnitude = max(s.magnitude for s in event_samples)
         moves_peak = np.max(np.stack([s.moves for s in event_samples]), axis=0)
         frame_ms = (offset.t_ms - onset.t_ms) / max(offset.frame_index - onset.frame_index, 1)
-        kind = self._kind(duration, excess_peak, magnitude, gave_up, frame_ms, moves_peak, self._calm_before_ms)
         # each region at its own peak: its share of the movement and the direction of its flow there
         peak_at = excess_stack.argmax(axis=0)
         flows = np.stack([event_samples[int(i)].flow[r] for r, i in enumerate(peak_at)])
+        eyes = [self._region_names.index(n) for n in EYE_REGIONS]
+        lids_down = all(flows[r, 1] > abs(flows[r, 0]) for r in eyes)
+        # the jaw opening (lower lip or chin leading, moving down): speech, not an action unit of a leak
+        lead = int(np.argmax(np.maximum(z_peak, 0.0)))
+        jaw_opens = self._region_names[lead] in JAW_REGIONS and flows[lead, 1] > abs(flows[lead, 0])
+        kind = self._kind(
+            duration, excess_peak, magnitude, gave_up, frame_ms, moves_peak, self._calm_before_ms, lids_down
+        )
+        if kind == "micro" and self._head_moved(np.maximum(z_peak, 0.0), flows):
+            kind = "global"
+        elif kind == "micro" and jaw_opens:
+            kind = "motion"
         return SpottedEvent(
             self.face_id,
             onset.frame_index,
@@ -732,6 +751,26 @@ class FaceSpotter:
             t_ms,
             self._moved(np.maximum(z_peak, 0.0), flows),
         )
+
+    def _head_moved(self, strength: np.ndarray, flows: np.ndarray) -> bool:
+        """Whether the upper face (brows, eyes) and the lower face (nose, mouth, chin) both moved, and the
+        same way: the head turning or nodding in depth (which a similarity cannot follow), not an action
+        unit (those move one part of the face, or move the parts differently)."""
+        if self.options.head_coherence <= 0.0:
+            return False
+        total = float(strength.sum())
+        if total <= 0.0:
+            return False
+        upper = np.array([n in EYE_REGIONS + BROW_REGIONS for n in self._region_names])
+        means = []
+        for part in (upper, ~upper):
+            weights = strength * part
+            if float(weights.sum()) < self.options.head_part_share * total:
+                return False
+            means.append((weights[:, None] * flows).sum(axis=0) / float(weights.sum()))
+        a, b = means
+        norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+        return norms > 0.0 and float(a @ b) / norms >= self.options.head_coherence
 
     def _moved(self, strength: np.ndarray, flows: np.ndarray) -> tuple[RegionMotion, ...]:
         """The regions whose share of the event's movement (peak z-score over their sum) is at least
@@ -776,6 +815,7 @@ class FaceSpotter:
         frame_ms: float = 0.0,
         moves_peak: np.ndarray | None = None,
         calm_before_ms: float = math.inf,
+        lids_down: bool = False,
     ) -> str:
         opts = self.options
         # durations are measured in whole frames: allow one frame period either way
@@ -791,12 +831,16 @@ class FaceSpotter:
         other = max(p for n, p in zip(names, positive, strict=True) if n not in EYE_REGIONS + BROW_REGIONS)
         # a blink moves both eyes most; the skin between lid and brow moves with the lid, so the brows may
         # follow, but less than the eye below them (a brow action moves the brow more than the lid)
-        if (
-            eyes.max() >= top - 1e-9
-            and eyes.min() >= 0.5 * top
-            and (brows < opts.blink_brow_share * eyes).all()
-            and other < opts.blink_share * top
-            and (moves_peak is None or min(moves_peak[names.index(n)] for n in EYE_REGIONS) >= opts.blink_movement)
+        eyes_lead = (
+            eyes.max() >= top - 1e-9 and eyes.min() >= 0.5 * top and (brows < opts.blink_brow_share * eyes).all()
+        )
+        if eyes_lead and (
+            # both lids came down: a blink, however small the camera shows it and whatever else moved a little
+            lids_down
+            or (
+                other < opts.blink_share * top
+                and (moves_peak is None or min(moves_peak[names.index(n)] for n in EYE_REGIONS) >= opts.blink_movement)
+            )
         ):
             return "blink"
         if float((positive >= 0.5 * top).mean()) >= opts.global_fraction:
