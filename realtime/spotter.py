@@ -115,7 +115,8 @@ class SpotterOptions:
     it under 100) and ``rerise_fraction`` the fraction of the peak a new rise in that time must reach to
     count as movement; ``give_up_ms`` how long an event may last before the reference is re-seeded;
     ``head_coherence`` the least cosine between the mean flows of the upper face (brows, eyes) and the lower
-    face (nose, mouth, chin) that makes a change head motion (``"global"``; 0: off), when each part has at
+    face (nose, mouth, chin) that makes a change head motion (``"global"``; 0, the default: off, since at 0.8
+    it also took brow raises for nods on the lab set and has not been validated on turns yet), when each part has at
     least ``head_part_share`` of the movement; ``settle_ms`` the time constant the reference follows the face
     with after an event, until the signal has stayed below the threshold for ``settle_hold_ms``;
     ``moved_share`` the least share of an event's movement a region needs to be listed in ``moved`` and
@@ -146,12 +147,12 @@ class SpotterOptions:
     macro_movement: float = 0.025
     still_before_ms: float = 200.0
     calm_noise_ms: float = 200.0
-    confirm_ms: float = 90.0
-    rerise_fraction: float = 0.3
+    confirm_ms: float = 100.0
+    rerise_fraction: float = 0.1
     give_up_ms: float = 1000.0
     settle_ms: float = 60.0
     settle_hold_ms: float = 150.0
-    head_coherence: float = 0.8
+    head_coherence: float = 0.0
     head_part_share: float = 0.3
     moved_share: float = 0.1
     direction_px: float = 0.1
