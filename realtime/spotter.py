@@ -370,6 +370,7 @@ class FaceSpotter:
         self._pending: SpottedEvent | None = None  # ended, waiting ``confirm_ms`` for the face to stay still
         self._below_since: float | None = None
         self._peak = 0.0
+        self._last_signal = 0.0
 
     # -- alignment -------------------------------------------------------------------------------------
     def _coarse_matrix(self, landmarks: np.ndarray, dt_ms: float) -> np.ndarray:
@@ -571,7 +572,8 @@ class FaceSpotter:
         if self._pending is not None:
             # ended: the face must stay still a little longer (the next syllable of speech would not)
             pending = self._pending
-            if signal > max(threshold, opts.rerise_fraction * pending.score):
+            rising = signal > self._last_signal  # a new rise, not the tail of this one's fall
+            if rising and signal > max(threshold, opts.rerise_fraction * pending.score):
                 events = (self._decide(replace(pending, kind="motion"), frame_index, t_ms),)
             elif t_ms - pending.offset_ms >= opts.confirm_ms - 1e-6:
                 events = (self._decide(pending, frame_index, t_ms),)
@@ -644,6 +646,7 @@ class FaceSpotter:
             if self._active is not None and t_ms - self._active[0].t_ms > opts.give_up_ms:
                 events = self._end(self._close(frame_index, t_ms, gave_up=True), frame_index, t_ms)
                 self._reference, self._jacobian = face.copy(), None
+        self._last_signal = signal
         waiting = self._active is not None or self._pending is not None
         return SpotSignal(
             self.face_id,
