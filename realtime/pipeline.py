@@ -267,7 +267,7 @@ class Pipeline:
                     event.decided_frame,
                     event.decided_ms,
                     latency,
-                    moved=tuple(getattr(event, "moved", ())),
+                    moved=event.moved,
                     apex_crop=crop,
                     onset_crop=onset,
                     classifier_input=model_input,

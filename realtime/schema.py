@@ -183,7 +183,7 @@ def frame_record(result, estimator: PoseEstimator) -> FrameRecord:
                 float(signal.signal),
                 float(signal.threshold),
                 bool(signal.in_event),
-                dict(getattr(signal, "region_motion", {}) or {}),
+                dict(signal.region_motion),
             )
         )
     return FrameRecord(frame.index, frame.t_ms, tuple(faces), tuple(result.events))
