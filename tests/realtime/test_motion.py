@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from export.untrained import make_tiny_model, model_metadata
 from realtime.align import AlignmentSettings, align_face
 from realtime.capture import Frame
 from realtime.classify import Classifier, ClassifierOptions
@@ -25,7 +26,6 @@ from realtime.motion import (
 from realtime.pipeline import Pipeline
 from realtime.spotter import SpotSignal, SpottedEvent
 from realtime.tracking import FaceFrame, TrackedFace
-from tests.realtime.clips import make_tiny_model, model_metadata
 from tests.test_stream_cli import assert_one_line_error, run_main
 from training.datasets.base import DatasetIndex, Sample
 from training.preprocess import build_crop_set

@@ -12,7 +12,7 @@ from realtime.capture import Frame
 from realtime.pipeline import Pipeline
 from realtime.spotter import DIRECTIONS, REGIONS, FaceSpotter, SpottedEvent, Spotter
 from realtime.tracking import FaceTracker
-from tests.realtime.clips import ClipSpec, Motion, TrueEvent, blink, frames, macro, micro
+from training.synth.scripted import ClipSpec, Motion, TrueEvent, blink, frames, macro, micro
 
 
 def spot(spec: ClipSpec) -> list[SpottedEvent]:

@@ -1,6 +1,6 @@
 """The face stage on moving faces: small faces found and followed, ids kept through a loss and a crossing.
 
-Clips are generated from the shipped face photos (``tests/realtime/clips.py``: :class:`Walker`); each frame
+Clips are generated from the shipped face photos (``training/synth/scripted.py``: :class:`Walker`); each frame
 comes with the true face centres, so every reported face is checked against the face it should be.
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 from realtime.errors import UserInputError
 from realtime.tracking import FaceTracker, TrackingOptions
-from tests.realtime.clips import Walker, walking_faces
+from training.synth.scripted import Walker, walking_faces
 
 ROOT = Path(__file__).resolve().parents[2]
 FPS = 30.0
