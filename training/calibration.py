@@ -35,11 +35,19 @@ def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> fl
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The temperature (from :data:`TEMPERATURE_GRID`, 0.05–20) that minimises the NLL of these samples;
-    1.0 when there are none."""
+    1.0 (no change) when there are none or when they do not determine it.
+
+    They do not when the NLL is still falling at an end of the grid. The common case: every validation sample
+    is classified correctly, so sharpening always lowers the NLL and the "best" temperature runs to 0, which
+    would make every later answer, right or wrong, read as 100 %. Leaving the model's own probabilities is
+    the honest choice then."""
     if len(labels) == 0:
         return 1.0
     losses = [negative_log_likelihood(apply_temperature(probabilities, t), labels) for t in TEMPERATURE_GRID]
-    return float(TEMPERATURE_GRID[int(np.argmin(losses))])
+    best = int(np.argmin(losses))
+    if best in (0, len(TEMPERATURE_GRID) - 1):
+        return 1.0
+    return float(TEMPERATURE_GRID[best])
 
 
 def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, n_bins: int = ECE_BINS) -> list[dict[str, Any]]:

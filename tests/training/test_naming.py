@@ -63,6 +63,17 @@ def _overconfident_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return shown / shown.sum(axis=1, keepdims=True), labels
 
 
+def test_a_validation_set_that_cannot_determine_the_temperature_leaves_it_at_one():
+    """All correct: sharpening always lowers the NLL, so the fit would run to the grid's end (every answer at
+    100 %); an empty set likewise says nothing."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, 50)
+    probabilities = np.full((50, 5), 0.1)
+    probabilities[np.arange(50), labels] = 0.6
+    assert fit_temperature(probabilities, labels) == 1.0
+    assert fit_temperature(np.zeros((0, 5)), np.zeros(0, dtype=np.int64)) == 1.0
+
+
 def test_temperature_fitted_on_validation_lowers_the_calibration_error_on_test():
     from realtime.classify import apply_temperature
 
