@@ -33,9 +33,8 @@ Spot facial micro-expressions (1/25-1/2 s leaks of a hidden emotion) and name th
 
 For every face: dlib finds it and fits 68 landmarks, the face is aligned the way the model was trained, a
 streaming spotter watches brows, eyes, nose, mouth corners and chin for a brief rise and fall of motion
-in an otherwise still face (blinks, talking, head motion, lighting changes and longer expressions are
-rejected), and the apex frame of each micro-expression is classified by the ONNX model. Nothing is
-downloaded.
+(blinks, head motion, lighting changes and longer macro expressions are rejected), and the apex frame of
+each micro-expression is classified by the ONNX model. Nothing is downloaded.
 """
 
 EPILOG = """\
