@@ -8,7 +8,7 @@ import pytest
 
 from realtime.spotter import REGIONS, FaceSpotter, SpottedEvent, Spotter
 from realtime.tracking import FaceTracker
-from tests.realtime.clips import ClipSpec, TrueEvent, blink, frames, micro
+from training.synth.scripted import ClipSpec, TrueEvent, blink, frames, micro
 
 
 def spot(spec: ClipSpec) -> list[SpottedEvent]:
