@@ -65,7 +65,7 @@ class OneFaceTracker:
     def __init__(self) -> None:
         self.landmarker = LazyLandmarker()
 
-    def process(self, image: np.ndarray) -> FaceFrame:
+    def process(self, image: np.ndarray, t_ms: float | None = None) -> FaceFrame:
         marker = self.landmarker.get()
         box = marker.detect(image)[0]
         face = TrackedFace(0, box, marker.landmarks(image, box), True, 0.0)
