@@ -7,6 +7,7 @@ distractors (a blink, a longer macro expression), written losslessly so the test
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -479,12 +480,24 @@ def test_a_stream_that_breaks_mid_way_ends_with_the_events_kept(tmp_path, live_c
     assert "Traceback" not in err
     kept = load_events(events)
     assert out.startswith("frames ")
-    true = LIVE_SPEC.truth()[0]
-    assert len(kept) >= 1 and iou(kept[0], true) >= 0.5, (out, err)
     dropped = re.search(r"dropped (\d+)", out)
     assert dropped, out
-    if int(dropped.group(1)) == 0:  # with frames dropped (a machine loaded by other work) the apex may move
+    assert len(kept) >= 1, (out, err)
+    if int(dropped.group(1)) == 0:
+        true = LIVE_SPEC.truth()[0]
+        assert iou(kept[0], true) >= 0.5, (out, err)
         assert abs(kept[0]["apex_frame"] - true.apex_frame) <= 1
+    else:
+        # Frames dropped (a machine loaded by other work): live mode skips frames by design, so the first
+        # micro-expression kept may come from a later pass of the looped clip; frame indices count every frame
+        # of the stream, dropped ones too, so it must still match a true one of its own pass.
+        loop = kept[0]["onset_frame"] // LIVE_SPEC.n_frames * LIVE_SPEC.n_frames
+        shifted = [
+            dataclasses.replace(t, onset_frame=t.onset_frame + loop, offset_frame=t.offset_frame + loop)
+            for t in LIVE_SPEC.truth()
+            if t.kind == "micro"
+        ]
+        assert max(iou(kept[0], t) for t in shifted) >= 0.5, (out, err)
 
 
 # -- several faces: each its own id, buffer and events ------------------------------------------------------
