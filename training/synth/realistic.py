@@ -83,6 +83,7 @@ from training.synth.videos import (
     VideoIndex,
     check_output,
     json_bytes,
+    write_index,
 )
 
 NUISANCES: dict[str, str] = {
@@ -1192,17 +1193,7 @@ def write_realistic_videos(
     container = "frames" if fmt == "frames" else ("mp4" if any(c.endswith(".mp4") for c in codecs) else "avi")
     fourcc = None if fmt == "frames" else ("h264" if container == "mp4" else "MJPG")
     note = "" if len(codecs) <= 1 else f"mixed: {', '.join(sorted(codecs))} (compression off in some clips)"
-    index = VideoIndex(out, tuple(clips), container, fourcc, note, recorded)
-    data = {
-        "generator": "python -m training synth videos --set realistic",
-        "container": container,
-        "fourcc": fourcc,
-        "note": note,
-        "settings": recorded,
-        "clips": clips,
-    }
-    index.path.write_bytes(json_bytes(data))
-    return index
+    return write_index(out, clips, container, fourcc, note, recorded, "python -m training synth videos --set realistic")
 
 
 def read_truth(path: Path) -> dict:

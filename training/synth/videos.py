@@ -688,9 +688,17 @@ def write_videos(
         "format": fmt,
         "photos": [p.path.name for p in face_photos],
     }
+    return write_index(out, clips, container, fourcc, note, recorded, "python -m training synth videos")
+
+
+def write_index(
+    out: Path, clips: list, container: str, fourcc: str | None, note: str, recorded: dict, generator: str
+) -> VideoIndex:
+    """The set's index file (``videos.json``: the command that made it, the container, the settings and each
+    clip's entry), shared by the lab and the realistic sets; returns the :class:`VideoIndex`."""
     index = VideoIndex(out, tuple(clips), container, fourcc, note, recorded)
     data = {
-        "generator": "python -m training synth videos",
+        "generator": generator,
         "container": container,
         "fourcc": fourcc,
         "note": note,
