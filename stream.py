@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from realtime.arguments import OneLineErrorParser, positive_float, positive_int, run_reporting_errors
+from realtime.cli.arguments import OneLineErrorParser, positive_float, positive_int, run_reporting_errors
 
 STARTED = time.perf_counter()
 ROOT = Path(__file__).resolve().parent
@@ -161,12 +161,12 @@ def _display_available() -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from realtime.api import Recognizer
-    from realtime.arguments import flags_for_options
-    from realtime.capture import check_source
-    from realtime.outputs import EventWriter, FrameCsvWriter, VideoWriter, check_writable
+    from realtime.cli.arguments import flags_for_options
+    from realtime.cli.stopping import StopSignals
     from realtime.process import Outputs, ReportRecorder
-    from realtime.render import Renderer, RenderOptions
-    from realtime.stopping import StopSignals
+    from realtime.stages.capture import check_source
+    from realtime.stages.outputs import EventWriter, FrameCsvWriter, VideoWriter, check_writable
+    from realtime.stages.render import Renderer, RenderOptions
 
     # Everything the user gave is checked before any work: the source, the paths to write, the model. A live
     # source is opened last, once the model is loaded, so that no frame waits (or is dropped) meanwhile.
@@ -180,10 +180,18 @@ def run(args: argparse.Namespace) -> int:
     ):
         if path is not None:
             check_writable(path, what)
-    from realtime.classify import default_model
+    from realtime.stages.classify import default_model
 
     model_path = args.model if args.model is not None else default_model(WEIGHTS)
-    recognizer = Recognizer(model_path, args.device, args.max_faces, fps=args.fps, input_kind=args.input_kind)
+    option_flags = {
+        "device": "--device",
+        "max_faces": "--max-faces",
+        "input_kind": "--input",
+        "fps": "--fps",
+        "stall_s": "--stall-timeout",
+    }
+    with flags_for_options(option_flags):
+        recognizer = Recognizer(model_path, args.device, args.max_faces, fps=args.fps, input_kind=args.input_kind)
     classifier = recognizer.classifier
     info = classifier.info
     provider = classifier.provider.replace("ExecutionProvider", "")
@@ -200,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     )
     stop = StopSignals()  # SIGTERM and SIGHUP end the run as Ctrl-C does: between two frames, outputs closed
     with stop:
-        with flags_for_options({"fps": "--fps", "stall_s": "--stall-timeout"}):
+        with flags_for_options(option_flags):
             source = recognizer.open(args.source, stall_s=args.stall_timeout)
         outputs = Outputs()
         pipeline = None
@@ -251,7 +259,7 @@ def _close_windows() -> None:
 
 
 def _report_path(args) -> Path | None:
-    from realtime.errors import UserInputError
+    from realtime.core.errors import UserInputError
 
     if args.report is None:
         return None
@@ -263,7 +271,7 @@ def _report_path(args) -> Path | None:
 
 
 def _write_report(path, args, source, pipeline, recorder, provider) -> None:
-    from realtime.report_html import report_from_stream, video_link, write_report
+    from realtime.cli.report_html import report_from_stream, video_link, write_report
 
     video = video_link(args.output, path)  # the annotated video plays in the page when a browser can play it
     write_report(path, [report_from_stream(args.source, source, pipeline, recorder, provider, video)])

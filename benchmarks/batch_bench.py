@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from export.untrained import make_tiny_model  # noqa: E402
-from realtime import batch  # noqa: E402
+from realtime.batch import command as batch  # noqa: E402
 from training.synth.scripted import ClipSpec, blink, micro, write  # noqa: E402
 
 

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from realtime.api import Recognizer  # noqa: E402
-from realtime.capture import RecordedSource  # noqa: E402
-from realtime.outputs import FrameCsvWriter  # noqa: E402
-from realtime.pose import PoseEstimator  # noqa: E402
+from realtime.core.pose import PoseEstimator  # noqa: E402
 from realtime.process import Outputs  # noqa: E402
+from realtime.stages.capture import RecordedSource  # noqa: E402
+from realtime.stages.outputs import FrameCsvWriter  # noqa: E402
 from tests.realtime.au_clips import au_clip  # noqa: E402
 
 ACTIONS = [("1", "2"), ("4",), ("12",), ("15",), ("17",), ("14",), ("1",), ("10",)]

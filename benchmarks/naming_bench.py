@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     models = args.models or sorted((ROOT / "weights").glob("*.onnx"))
     clips = make_clips(args.out, tuple(args.photos), args.clips, args.seed)
 
-    from realtime.classify import Classifier, ClassifierOptions
+    from realtime.stages.classify import Classifier, ClassifierOptions
 
     rows = []
     for model in models:

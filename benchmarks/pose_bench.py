@@ -1,6 +1,6 @@
 """How good the head pose (``pose_Rx``/``pose_Ry``/``pose_Rz``) is, on head turns with known angles.
 
-1. Projected head turns: the generic 3D face (:data:`realtime.pose.GENERIC_FACE_3D`) at random known angles
+1. Projected head turns: the generic 3D face (:data:`realtime.core.pose.GENERIC_FACE_3D`) at random known angles
    (pitch ±20°, yaw ±30°, roll ±20°, 8–14 IOD from the camera) through the assumed camera, with Gaussian
    landmark noise of 0, 1.5 and 3 % of the IOD. This measures the solver and the noise, not the model: a
    real face differs from the generic one, which the next test shows for roll.
@@ -28,8 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from realtime.pose import PoseEstimator, project  # noqa: E402
-from realtime.tracking import FaceTracker  # noqa: E402
+from realtime.core.pose import PoseEstimator, project  # noqa: E402
+from realtime.stages.faces import FaceTracker  # noqa: E402
 from training.synth.photos import photo_path  # noqa: E402
 
 SIZE = (640, 480)
@@ -64,7 +64,7 @@ def realistic(folder: Path) -> None:
     """Estimate against the realistic generator's truth (its yaw > 0 turns the nose to image-right: ours < 0)."""
     import json
 
-    from realtime.capture import CaptureOptions, open_source
+    from realtime.stages.capture import CaptureOptions, open_source
 
     estimator = PoseEstimator()
     for truth_path in sorted(folder.glob("clip*.json")):

@@ -6,7 +6,7 @@ einstein) and goes through the pipeline ``stream.py`` runs (:class:`realtime.pip
 spotter; no classifier), so this measures whatever spotter is on the branch.
 
 - realistic (``python -m training synth videos --set realistic``): each clip is written as H.264 (or Motion JPEG
-  without compression) and read back through :func:`realtime.capture.open_source`, as ``stream.py`` reads a
+  without compression) and read back through :func:`realtime.stages.capture.open_source`, as ``stream.py`` reads a
   file. Groups: ``base`` (the face's own small movements, head sway, blinks, lighting flicker, sensor noise,
   H.264), ``base+X`` for each episodic or camera nuisance X (talking, head turns, expressions, exposure and
   white-balance steps, a hand over the mouth, the face leaving the frame, a small face, a low-resolution
@@ -53,10 +53,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from realtime.align import AlignmentSettings, align_face  # noqa: E402
-from realtime.capture import Frame, open_source  # noqa: E402
+from realtime.core.align import AlignmentSettings, align_face  # noqa: E402
 from realtime.pipeline import Pipeline  # noqa: E402
-from realtime.tracking import FaceTracker  # noqa: E402
+from realtime.stages.capture import Frame, open_source  # noqa: E402
+from realtime.stages.faces import FaceTracker  # noqa: E402
 from training.synth.faces import load_face_photos  # noqa: E402
 from training.synth.photos import HELD_OUT_PHOTOS  # noqa: E402
 from training.synth.realistic import (  # noqa: E402

@@ -33,9 +33,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from export.untrained import make_tiny_model  # noqa: E402
-from realtime.capture import CaptureOptions, LiveSource, open_source  # noqa: E402
-from realtime.classify import Classifier, ClassifierOptions  # noqa: E402
 from realtime.pipeline import Pipeline, StageTimes  # noqa: E402
+from realtime.stages.capture import CaptureOptions, LiveSource, open_source  # noqa: E402
+from realtime.stages.classify import Classifier, ClassifierOptions  # noqa: E402
 from training.synth.scripted import ClipSpec, blink, macro, micro, write  # noqa: E402
 
 
@@ -91,8 +91,8 @@ def naive_fps(path: Path, frames: int) -> float:
     """dlib HOG on every full frame + landmarks + alignment + ResNet18 (torch, eager) on every frame."""
     import torch
 
-    from realtime.align import AlignmentSettings, align_face
-    from realtime.landmarks import FaceLandmarker
+    from realtime.core.align import AlignmentSettings, align_face
+    from realtime.core.landmarks import FaceLandmarker
     from training.model import attention_resnet18
 
     landmarker = FaceLandmarker(detect_width=0)  # full resolution, every frame

@@ -25,8 +25,8 @@ from export.options import (
     ExportOptions,
     ParityError,
 )
-from realtime.arguments import OneLineErrorParser
-from realtime.errors import UserInputError
+from realtime.cli.arguments import OneLineErrorParser
+from realtime.core.errors import UserInputError
 
 DESCRIPTION = """\
 Export a checkpoint written by `python -m training` (any attention variant: none, spatial, channel, dual) to

@@ -9,11 +9,11 @@
    (N×3×S×S float32, N fixed at 1 unless ``dynamic_batch``), output ``probabilities``. With ``fp16`` the
    weights and compute are half precision but the graph casts its float32 input to half and its logits back
    to float32 before the softmax, so the recognizer feeds and reads float32 whatever the precision;
-4. writes the contract :mod:`realtime.classify` reads into ``metadata_props`` (classes, input size,
+4. writes the contract :mod:`realtime.stages.classify` reads into ``metadata_props`` (classes, input size,
    normalisation, alignment, training, metrics, version) and runs ``onnx.checker.check_model`` (full check);
 5. checks parity: real face photographs that pip packages ship, aligned by the project's one alignment with
    the checkpoint's settings, plus flipped and brightness-varied copies, go through the recognizer's own
-   :class:`realtime.classify.Classifier` (its preprocessing, ONNX Runtime on the CPU) and through PyTorch;
+   :class:`realtime.stages.classify.Classifier` (its preprocessing, ONNX Runtime on the CPU) and through PyTorch;
    the largest probability difference must be within the bound;
 6. only then renames the temporary file to the output and writes the JSON report beside it. A failed
    export leaves nothing at the output path (and an existing file there untouched).
@@ -42,17 +42,16 @@ import torch
 from torch import nn
 
 from export.options import ExportOptions, ExportReport, ParityError, ParityResult
-from realtime.align import AlignmentSettings, align_largest_face
-from realtime.errors import UserInputError
-from realtime.files import atomic_path
-from realtime.landmarks import FaceLandmarker
-from realtime.motion import DEFAULT_INPUT_KIND, INPUT_KINDS, build_classifier_input, needs_onset
+from realtime.core.align import AlignmentSettings, align_largest_face
+from realtime.core.errors import UserInputError
+from realtime.core.files import atomic_path
+from realtime.core.landmarks import FaceLandmarker
+from realtime.core.model_contract import INPUT_NAME, OUTPUT_NAME, ModelContract, apply_temperature
+from realtime.core.motion import DEFAULT_INPUT_KIND, INPUT_KINDS, build_classifier_input, needs_onset
 from training.engine import ARCH_NAME, load_checkpoint
 from training.model import ATTENTION_VARIANTS
 from training.report import to_jsonable, write_json_atomic
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "probabilities"
 PROJECT = "microexpr"
 # brightness factors of the varied copies: a dim room and an over-exposed webcam
 BRIGHTNESS_FACTORS = {"darker": 0.7, "brighter": 1.3}
@@ -104,7 +103,7 @@ def _located_faces() -> tuple[tuple[str, np.ndarray, np.ndarray], ...]:
 def parity_crops(settings: AlignmentSettings) -> tuple[np.ndarray, tuple[str, ...]]:
     """Aligned face crops (N×S×S×3 BGR uint8, S = ``settings.output_size``) and their names: each shipped
     photo aligned with ``settings``, its mirror image and two brightness-varied copies."""
-    from realtime.align import align_face
+    from realtime.core.align import align_face
 
     crops, names = [], []
     for name, image, landmarks in _located_faces():
@@ -125,7 +124,7 @@ def parity_inputs(settings: AlignmentSettings, input_kind: str) -> tuple[np.ndar
     """The classifier inputs of ``input_kind`` the parity check feeds both runtimes: for ``apex`` the parity
     crops; for the kinds that need an onset, each crop as the apex with the next crop as its onset (real face
     pairs that differ in brightness, mirroring or identity, so the inputs are far from trivial), built by
-    :func:`realtime.motion.build_classifier_input`."""
+    :func:`realtime.core.motion.build_classifier_input`."""
     crops, names = parity_crops(settings)
     if not needs_onset(input_kind):
         return crops, names
@@ -165,21 +164,9 @@ def _load(path: Path) -> tuple[nn.Module, dict[str, Any]]:
         ) from None
 
 
-@dataclasses.dataclass(frozen=True)
-class _CheckpointFacts:
-    attention: str
-    classes: tuple[str, ...]
-    image_size: int
-    channel_order: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    alignment: dict[str, Any]
-    input_kind: str = DEFAULT_INPUT_KIND
-    temperature: float = 1.0
-
-
-def _checkpoint_facts(path: Path, meta: Mapping[str, Any]) -> _CheckpointFacts:
-    """What the export needs from the checkpoint's metadata, validated; a gap is a ``UserInputError``."""
+def _checkpoint_contract(path: Path, meta: Mapping[str, Any]) -> tuple[str, ModelContract]:
+    """The attention variant and the model contract (at the trained input size) from the checkpoint's
+    metadata, validated; a gap is a ``UserInputError``."""
     arch = meta.get("arch") or {}
     attention = str(arch.get("attention"))
     if attention not in ATTENTION_VARIANTS:
@@ -209,35 +196,35 @@ def _checkpoint_facts(path: Path, meta: Mapping[str, Any]) -> _CheckpointFacts:
     temperature = float(calibration.get("temperature", 1.0))
     if not temperature > 0:
         raise UserInputError(f"{path}: calibration temperature must be positive, got {temperature}")
-    return _CheckpointFacts(
-        attention,
-        tuple(str(c) for c in classes),
-        image_size,
-        order,
-        mean,  # type: ignore[arg-type]
-        std,  # type: ignore[arg-type]
-        alignment,
-        input_kind,
-        temperature,
+    contract = ModelContract(
+        classes=tuple(str(c) for c in classes),
+        input_size=image_size,
+        channel_order=order,
+        mean=mean,  # type: ignore[arg-type]
+        std=std,  # type: ignore[arg-type]
+        alignment=AlignmentSettings(**{**alignment, "output_size": image_size}),
+        input_kind=input_kind,
+        temperature=temperature,
     )
+    return attention, contract
 
 
-def _training_description(meta: Mapping[str, Any], facts: _CheckpointFacts) -> dict[str, Any]:
+def _training_description(meta: Mapping[str, Any], attention: str, trained_size: int) -> dict[str, Any]:
     """The ``training`` metadata object: data set, protocol, a one-line description, the configuration."""
     config = dict(meta.get("config") or {})
     notes = meta.get("protocol_notes") if isinstance(meta.get("protocol_notes"), Mapping) else {}
-    words = [f"attention {facts.attention}"]
+    words = [f"attention {attention}"]
     if config.get("loss"):
         words.append(f"{config['loss']} loss")
     if config.get("epochs"):
         words.append(f"{config['epochs']} epochs")
-    words.append(f"trained at {facts.image_size} px")
+    words.append(f"trained at {trained_size} px")
     training: dict[str, Any] = {
         "dataset": meta.get("dataset") or "",
         "protocol": meta.get("protocol") or "",
         "description": ", ".join(words),
         "config": config,
-        "trained_image_size": facts.image_size,
+        "trained_image_size": trained_size,
     }
     n_samples = meta.get("n_samples", notes.get("n_train"))
     if n_samples is not None:
@@ -326,29 +313,23 @@ def _dumps(value: Any) -> str:
 def build_metadata(
     checkpoint: Path,
     meta: Mapping[str, Any],
-    facts: _CheckpointFacts,
-    settings: AlignmentSettings,
+    attention: str,
+    contract: ModelContract,
+    trained_size: int,
     options: ExportOptions,
 ) -> dict[str, str]:
-    """``metadata_props``: the contract of :data:`realtime.classify.REQUIRED_METADATA` plus provenance."""
+    """``metadata_props``: the contract (:mod:`realtime.core.model_contract`) plus provenance."""
     import onnxruntime
 
     return {
         # the recognizer's contract
-        "classes": _dumps(list(facts.classes)),
-        "input_size": str(settings.output_size),
-        "channel_order": facts.channel_order,
-        "mean": _dumps(list(facts.mean)),
-        "std": _dumps(list(facts.std)),
-        "alignment": _dumps(settings.to_dict()),
-        "training": _dumps(_training_description(meta, facts)),
+        **contract.to_metadata(),
+        "training": _dumps(_training_description(meta, attention, trained_size)),
         "metrics": _dumps(dict(meta.get("metrics") or {})),
         "version": project_version(),
-        "input_kind": facts.input_kind,
-        "calibration": _dumps({"temperature": facts.temperature}),
         # provenance
         "arch": ARCH_NAME,
-        "attention": facts.attention,
+        "attention": attention,
         "opset": str(options.opset),
         "fp16": "true" if options.fp16 else "false",
         "dynamic_batch": "true" if options.dynamic_batch else "false",
@@ -363,21 +344,19 @@ def build_metadata(
 # --- parity -----------------------------------------------------------------------------------------------------------
 
 
-def _check_parity(
-    path: Path, model: nn.Module, facts: _CheckpointFacts, settings: AlignmentSettings, options: ExportOptions
-) -> ParityResult:
+def _check_parity(path: Path, model: nn.Module, contract: ModelContract, options: ExportOptions) -> ParityResult:
     """Run the exported file through the recognizer's Classifier (one crop per call, as ``stream.py`` does,
     and with ``dynamic_batch`` also all crops in one batch) and compare with PyTorch in float32."""
-    from realtime.classify import Classifier, ClassifierOptions, apply_temperature
+    from realtime.stages.classify import Classifier, ClassifierOptions
 
-    crops, names = parity_inputs(settings, facts.input_kind)
+    crops, names = parity_inputs(contract.alignment, contract.input_kind)
     expected = apply_temperature(
-        torch_probabilities(model, crops, facts.channel_order, facts.mean, facts.std), facts.temperature
+        torch_probabilities(model, crops, contract.channel_order, contract.mean, contract.std), contract.temperature
     )
-    classifier = Classifier(ClassifierOptions(path, "cpu", input_kind=facts.input_kind))
+    classifier = Classifier(ClassifierOptions(path, "cpu", input_kind=contract.input_kind))
 
     def as_array(answers) -> np.ndarray:
-        return np.array([[a.probabilities[c] for c in facts.classes] for a in answers], dtype=np.float64)
+        return np.array([[a.probabilities[c] for c in contract.classes] for a in answers], dtype=np.float64)
 
     started = time.perf_counter()
     single = as_array([classifier.classify([crop])[0] for crop in crops])
@@ -432,15 +411,15 @@ def export_checkpoint(
             allow_partial=True,
         )
         meta = {**meta, "metrics": metrics}
-    facts = _checkpoint_facts(checkpoint, meta)
-    size = options.image_size or facts.image_size
-    settings = AlignmentSettings(**{**facts.alignment, "output_size": size})
+    attention, trained = _checkpoint_contract(checkpoint, meta)
+    size = options.image_size or trained.input_size
+    contract = trained.resized(size)
     say(
-        f"checkpoint {checkpoint}: {ARCH_NAME}, attention {facts.attention}, {len(facts.classes)} classes "
-        f"({', '.join(facts.classes)}), trained at {facts.image_size} px"
+        f"checkpoint {checkpoint}: {ARCH_NAME}, attention {attention}, {len(contract.classes)} classes "
+        f"({', '.join(contract.classes)}), trained at {trained.input_size} px"
     )
-    if size != facts.image_size:
-        say(f"warning: exporting at {size} px; accuracy is only known at the trained {facts.image_size} px")
+    if size != trained.input_size:
+        say(f"warning: exporting at {size} px; accuracy is only known at the trained {trained.input_size} px")
 
     with atomic_path(output) as tmp:  # output appears only once it has passed every check below
         precision = "fp16 (float32 input/output)" if options.fp16 else "fp32"
@@ -451,17 +430,17 @@ def export_checkpoint(
         except OSError as exc:
             raise UserInputError(f"cannot write {tmp}: {exc.strerror or exc}") from None
         proto = onnx.load(str(tmp))
-        metadata = build_metadata(checkpoint, meta, facts, settings, options)
+        metadata = build_metadata(checkpoint, meta, attention, contract, trained.input_size, options)
         _set_metadata(proto, metadata)
         proto.doc_string = (
-            f"{ARCH_NAME} ({facts.attention} attention) + softmax: micro-expression probabilities over "
-            f"{', '.join(facts.classes)} for an aligned {size}×{size} face crop. Exported by `python -m export`."
+            f"{ARCH_NAME} ({attention} attention) + softmax: micro-expression probabilities over "
+            f"{', '.join(contract.classes)} for an aligned {size}×{size} face crop. Exported by `python -m export`."
         )
         onnx.save(proto, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)
         say("onnx.checker: ok")
 
-        parity = _check_parity(tmp, model, facts, settings, options)
+        parity = _check_parity(tmp, model, contract, options)
         say(
             f"parity on {parity.n_crops} aligned crops ({parity.provider}): max |ONNX Runtime − PyTorch| = "
             f"{parity.max_abs_diff:.3g} (bound {parity.bound:g}), top-1 agreement {parity.top1_agreement:.0%}, "
@@ -489,10 +468,10 @@ def export_checkpoint(
         checkpoint=checkpoint,
         output=output,
         sidecar=sidecar,
-        attention=facts.attention,
-        classes=facts.classes,
+        attention=attention,
+        classes=contract.classes,
         image_size=size,
-        trained_image_size=facts.image_size,
+        trained_image_size=trained.input_size,
         opset=options.opset,
         fp16=options.fp16,
         dynamic_batch=options.dynamic_batch,

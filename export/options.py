@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 
 DEFAULT_OPSET = 17
 # 13 is the first opset whose Softmax normalises one axis (not a flattened 2-D view); 20 is the newest the
@@ -77,7 +77,7 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class ParityResult:
-    """ONNX Runtime (through the recognizer's own :class:`realtime.classify.Classifier`) against PyTorch on
+    """ONNX Runtime (through the recognizer's own :class:`realtime.stages.classify.Classifier`) against PyTorch on
     real aligned face crops. ``max_abs_diff`` is over every class of every crop; ``top1_agreement`` the
     fraction of crops whose most probable class is the same; ``crops`` names what was compared."""
 

@@ -18,7 +18,7 @@ def model_metadata(input_size: int = 64, classes: tuple[str, ...] = UNTRAINED_CL
     """The ``metadata_props`` of the export contract, for an untrained test model."""
     import json
 
-    from realtime.align import AlignmentSettings
+    from realtime.core.align import AlignmentSettings
 
     alignment = {k: v for k, v in AlignmentSettings().to_dict().items() if k != "output_size"}
     return {

@@ -9,7 +9,7 @@ The Python API (see :mod:`realtime.api`)::
     from realtime import Recognizer, to_dataframe
     events = list(Recognizer().process("clip.mp4"))
 
-The names below are loaded on first use, so ``import realtime.align`` stays light.
+The names below are loaded on first use, so ``import realtime.core.align`` stays light.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import importlib
 _EXPORTS = {
     "Recognizer": "realtime.api",
     "to_dataframe": "realtime.api",
-    "UserInputError": "realtime.errors",
+    "UserInputError": "realtime.core.errors",
     "MicroExpression": "realtime.pipeline",
     "FrameRecord": "realtime.schema",
     "FaceRecord": "realtime.schema",
-    "HeadPose": "realtime.pose",
-    "RegionMotion": "realtime.spotter",
+    "HeadPose": "realtime.core.pose",
+    "RegionMotion": "realtime.stages.spotter",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -9,7 +9,7 @@
 :class:`realtime.pipeline.Pipeline` in the one frame loop the commands share
 (:func:`realtime.process.iter_frames`) and closes everything when the loop ends or the caller stops
 iterating. ``stream.py`` is built on it (:meth:`Recognizer.open`, :meth:`Recognizer.run`). Bad input
-raises :class:`realtime.errors.UserInputError` with the one-line message the command line prints.
+raises :class:`realtime.core.errors.UserInputError` with the one-line message the command line prints.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from realtime.capture import CaptureOptions, FrameSource, check_source, open_source
-from realtime.classify import Classifier, ClassifierOptions, default_model
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
+from realtime.core.pose import PoseEstimator
 from realtime.pipeline import MicroExpression, Pipeline, PipelineOptions
-from realtime.pose import PoseEstimator
 from realtime.process import Outputs, ReportRecorder, RunStats, iter_frames, run_frames
 from realtime.schema import EVENT_KEYS, FrameRecord, frame_header, frame_record, frame_rows
-from realtime.spotter import SpotterOptions
-from realtime.tracking import FaceTracker, TrackingOptions
+from realtime.stages.capture import CaptureOptions, FrameSource, check_source, open_source
+from realtime.stages.classify import Classifier, ClassifierOptions, default_model
+from realtime.stages.faces import FaceTracker, TrackingOptions
+from realtime.stages.spotter import SpotterOptions
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 """Where ``model=None`` (and ``stream.py`` without ``--model``) looks for the newest ``.onnx``."""
@@ -40,7 +40,7 @@ class Recognizer:
     video that reports none); ``spotter`` the spotter's settings; ``input_kind`` the classifier input this
     recognizer builds (``"auto"``: what the model's metadata asks for; ``apex``, ``onset-apex`` or ``flow``:
     a model that needs another is refused). A source is a path (video file or image
-    folder), a webcam number, a URL, or an already opened :class:`realtime.capture.FrameSource`. Recorded
+    folder), a webcam number, a URL, or an already opened :class:`realtime.stages.capture.FrameSource`. Recorded
     sources give every frame; live ones drop frames when processing falls behind, as ``stream.py`` does.
     """
 
@@ -95,7 +95,7 @@ class Recognizer:
         stop=None,
     ) -> RunStats:
         """Every frame of an opened ``source`` into ``outputs`` (the command line's run; Ctrl-C or a request
-        of ``stop``, a :class:`realtime.stopping.StopSignals`, ends it between two frames)."""
+        of ``stop``, a :class:`realtime.cli.stopping.StopSignals`, ends it between two frames)."""
         return run_frames(
             source, pipeline, outputs, renderer=renderer, show=show, on_event=on_event, recorder=recorder, stop=stop
         )

@@ -1,17 +1,17 @@
 """The stage chain: frame → faces → spotting → classification, one frame at a time.
 
 Capture, rendering and writing stay outside (``stream.py`` owns the loop and the window); this module is
-what turns a :class:`realtime.capture.Frame` into a :class:`FrameResult`:
+what turns a :class:`realtime.stages.capture.Frame` into a :class:`FrameResult`:
 
-1. :class:`realtime.tracking.FaceTracker` — faces with stable ids and 68 landmarks;
-2. :class:`realtime.spotter.Spotter` — per face, the spotting signal and the events that ended;
-3. :class:`realtime.classify.Classifier` — the apex frame's aligned face of each micro-expression.
+1. :class:`realtime.stages.faces.FaceTracker` — faces with stable ids and 68 landmarks;
+2. :class:`realtime.stages.spotter.Spotter` — per face, the spotting signal and the events that ended;
+3. :class:`realtime.stages.classify.Classifier` — the apex frame's aligned face of each micro-expression.
 
 While an event is under way, the classifier's crop of every frame that may become the apex is kept (a few
 per event, the strongest). A model whose input needs the event's onset too (``onset-apex``, ``flow``:
-:mod:`realtime.motion`) also gets a short ring buffer per face of the aligned crops of the latest frames, from
+:mod:`realtime.core.motion`) also gets a short ring buffer per face of the aligned crops of the latest frames, from
 which the spotter's onset frame is taken when the event ends; its input is then built by
-:func:`realtime.motion.build_classifier_input`, the function the training data goes through.
+:func:`realtime.core.motion.build_classifier_input`, the function the training data goes through.
 
 Once the signal has fallen well past its peak, the spotter names the apex and
 its crop is classified at once on a worker thread (ONNX Runtime releases the GIL), while the face keeps
@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime.capture import Frame
-from realtime.classify import Classifier
 from realtime.schema import event_record
-from realtime.spotter import RegionMotion, SpotSignal, SpottedEvent, Spotter, SpotterOptions
-from realtime.tracking import FaceTracker, TrackedFace, TrackingOptions
+from realtime.stages.capture import Frame
+from realtime.stages.classify import Classifier
+from realtime.stages.faces import FaceTracker, TrackedFace, TrackingOptions
+from realtime.stages.spotter import RegionMotion, SpotSignal, SpottedEvent, Spotter, SpotterOptions
 
 STAGES = ("capture", "face", "spot", "classify", "render", "output")
 MAX_APEX_CROPS = 12  # per face: the strongest candidate frames of the event under way
@@ -59,8 +59,8 @@ class MicroExpression:
     and ``latency_ms`` the wall-clock time from that frame's arrival in the pipeline to this event;
     ``apex_crop`` the aligned face that was classified (BGR, the model's input size; None without one);
     ``onset_crop`` the onset's aligned face when the model's input needs it, and ``classifier_input`` what the
-    model was given (:func:`realtime.motion.build_classifier_input`).
-    ``moved`` the regions that moved (:class:`realtime.spotter.RegionMotion`, largest share first). The events
+    model was given (:func:`realtime.core.motion.build_classifier_input`).
+    ``moved`` the regions that moved (:class:`realtime.stages.spotter.RegionMotion`, largest share first). The events
     file's object is :meth:`to_json` (keys: :data:`realtime.schema.EVENT_FIELDS`).
     """
 

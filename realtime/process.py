@@ -1,6 +1,6 @@
 """Process one source into outputs: the frame loop ``stream.py`` and ``python -m realtime.batch`` share.
 
-:func:`run_frames` reads frames from a :class:`realtime.capture.FrameSource` until it ends, runs each through
+:func:`run_frames` reads frames from a :class:`realtime.stages.capture.FrameSource` until it ends, runs each through
 a :class:`realtime.pipeline.Pipeline`, renders the overlay when someone wants it (a window or the annotated
 video) and writes the outputs (:class:`Outputs`: events JSONL, per-frame CSV, annotated video). The caller
 opens the source and the writers and decides what to do with the window (``show``) and each event
@@ -28,6 +28,7 @@ import numpy as np
 
 from realtime.pipeline import FrameResult, MicroExpression, Pipeline, StageTimes
 from realtime.schema import frame_record
+from realtime.stages.outputs import EventWriter, FrameCsvWriter, VideoWriter
 
 THUMB_PX = 128  # apex thumbnails are stored at most this size (the report shows them at about 112 px)
 TRACE_POINTS = 1500  # per face: the report's signal is decimated to this many points (peaks kept)
@@ -37,9 +38,9 @@ TRACE_POINTS = 1500  # per face: the report's signal is decimated to this many p
 class Outputs:
     """The writers the user asked for (each checks its path before any work starts)."""
 
-    events: object | None = None
-    csv: object | None = None
-    video: object | None = None
+    events: EventWriter | None = None
+    csv: FrameCsvWriter | None = None
+    video: VideoWriter | None = None
 
     def close(self) -> None:
         for writer in (self.events, self.csv, self.video):
@@ -47,7 +48,7 @@ class Outputs:
                 writer.close()
 
 
-def write_rows(csv_writer, result: FrameResult) -> None:
+def write_rows(csv_writer: FrameCsvWriter, result: FrameResult) -> None:
     """The CSV rows of one frame: one per face, or one ``success 0`` row when no face was found."""
     csv_writer.write(frame_record(result, csv_writer.estimator))
 
@@ -158,7 +159,7 @@ def iter_frames(
 ) -> Iterator[FrameResult]:
     """The frame loop: every frame of ``source`` through ``pipeline`` into ``outputs``, yielding each
     :class:`FrameResult` once its outputs are written, until the source ends, ``show`` returns False (the
-    window was closed) or ``stop`` (a :class:`realtime.stopping.StopSignals`) has a request, looked at
+    window was closed) or ``stop`` (a :class:`realtime.cli.stopping.StopSignals`) has a request, looked at
     between two frames; ``stats`` is filled as it goes. ``renderer`` draws the overlay for ``show`` and the
     annotated video (needed when either is there). :func:`run_frames` and :class:`realtime.Recognizer` both
     run this loop."""
@@ -287,12 +288,12 @@ def process_recorded(
     """One recorded video (or frame folder) into ``folder``: ``events.jsonl``, ``signal.json`` (the report's
     signal, rejected rises and apex thumbnails) and, when asked, ``frames.csv`` and ``annotated.mp4``. Every
     frame is processed, none dropped. A file that cannot be opened raises
-    :class:`realtime.errors.UserInputError`; ``tracker`` lets a caller reuse a loaded landmark model."""
-    from realtime.capture import CaptureOptions, open_source
-    from realtime.outputs import EventWriter, FrameCsvWriter, VideoWriter
+    :class:`realtime.core.errors.UserInputError`; ``tracker`` lets a caller reuse a loaded landmark model."""
     from realtime.pipeline import PipelineOptions
-    from realtime.render import Renderer, RenderOptions
-    from realtime.tracking import TrackingOptions
+    from realtime.stages.capture import CaptureOptions, open_source
+    from realtime.stages.faces import TrackingOptions
+    from realtime.stages.outputs import EventWriter, FrameCsvWriter, VideoWriter
+    from realtime.stages.render import Renderer, RenderOptions
 
     folder = Path(folder)
     source = open_source(str(source_path), CaptureOptions(fps=options.fps, live=False, read_ahead=16))

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.pose import HeadPose, PoseEstimator
-from realtime.spotter import REGIONS
+from realtime.core.pose import HeadPose, PoseEstimator
+from realtime.stages.spotter import REGIONS
 
 N_LANDMARKS = 68
 

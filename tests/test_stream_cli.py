@@ -355,7 +355,7 @@ def test_a_camera_that_does_not_open_is_one_line_and_exit_2(capsys, tiny_onnx_mo
 def test_device_cuda_without_cuda_stops_with_the_reason(capsys, clip_video, tiny_onnx_model):
     import onnxruntime as ort
 
-    from realtime.classify import gpu_present
+    from realtime.stages.classify import gpu_present
 
     if gpu_present() and "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("a GPU is present: --device cuda may well work here")

@@ -134,7 +134,7 @@ INPUT_PAPER = {  # the paper's figures for its own input (apex), by CK+ transfer
 
 @dataclass(frozen=True)
 class InputRow:
-    """One classifier input (:data:`realtime.motion.INPUT_KINDS`) with or without CK+-role pretraining."""
+    """One classifier input (:data:`realtime.core.motion.INPUT_KINDS`) with or without CK+-role pretraining."""
 
     input_kind: str
     transfer: bool
@@ -259,7 +259,7 @@ def run_input_ablation(
         results.append(entry)
     preamble = (
         f"# Classifier inputs on {next(iter(data.values())).dataset} (generated data)\n\n"
-        "Each input (realtime/motion.py) trained from scratch and from CK+-role pretraining on the same input "
+        "Each input (realtime/core/motion.py) trained from scratch and from CK+-role pretraining on the same input "
         "kind. LOSO: leave-one-subject-out (subjects made from the same photo sit on both sides), with a "
         "softmax temperature fitted per fold on one inner validation subject (ECE before → after). "
         "By photo: leave-one-photo-out, a face never seen in training: the honest figure. Paper: Xu, Zheng, "

@@ -4,7 +4,7 @@ The classifier's probabilities are softmax outputs; dividing the logits by one t
 them, T < 1 sharpens them, and the predicted class never changes. T is fitted by minimising the negative
 log-likelihood on inner validation subjects (never the test subject). Since ``log p`` differs from the logits
 only by a per-sample constant, T can be applied to probabilities directly
-(:func:`realtime.classify.apply_temperature`, the one implementation the stream uses too).
+(:func:`realtime.core.model_contract.apply_temperature`, the one implementation the stream uses too).
 
 The expected calibration error (ECE) bins predictions by confidence (top probability) and averages
 |accuracy − confidence| over the bins, weighted by their share of samples; the reliability plot draws the
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from realtime.classify import apply_temperature
+from realtime.core.model_contract import apply_temperature
 
 TEMPERATURE_GRID = np.exp(np.linspace(np.log(0.05), np.log(20.0), 481))
 ECE_BINS = 10

@@ -1,7 +1,7 @@
 """Command-line interface of ``python -m training``.
 
 Each subcommand is a ``configure_*`` function (its arguments) and a ``run_*`` function (its work).
-:func:`main` reports errors as the project's other commands do (:func:`realtime.arguments.run_reporting_errors`):
+:func:`main` reports errors as the project's other commands do (:func:`realtime.cli.arguments.run_reporting_errors`):
 bad input, a bad argument included, is one line on stderr and exit code 2, never a traceback.
 """
 
@@ -14,10 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from realtime.align import AlignmentSettings
-from realtime.arguments import OneLineErrorParser, run_reporting_errors
-from realtime.errors import UserInputError
-from realtime.motion import INPUT_KINDS
+from realtime.cli.arguments import OneLineErrorParser, run_reporting_errors
+from realtime.core.align import AlignmentSettings
+from realtime.core.errors import UserInputError
+from realtime.core.motion import INPUT_KINDS
 
 DATASET_HELP = "casme2 (CASME II), ckplus (CK+) or samm (SAMM)"
 
@@ -107,7 +107,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.input_kind,
         help="what the network sees: 'apex' the aligned apex frame (default, the paper's), 'onset-apex' the "
         "onset and apex crops and their difference, 'flow' onset-to-apex optical flow and strain with the "
-        "head's motion removed (realtime/motion.py, the same code the stream runs)",
+        "head's motion removed (realtime/core/motion.py, the same code the stream runs)",
     )
     group.add_argument(
         "--calibrate",

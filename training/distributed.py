@@ -18,7 +18,7 @@ one node's) and uses that many torch threads, and for ``gpus_per_fold`` GPUs whe
 flight at once. Note that on the CPU, floating-point results depend on the number of threads (the order of
 reductions), so probabilities agree bit for bit with an in-process run only at the same thread count.
 
-Ray is started and the folds fed to it by :mod:`realtime.ray_jobs` (the batch command's too). Ray is imported
+Ray is started and the folds fed to it by :mod:`realtime.core.ray_jobs` (the batch command's too). Ray is imported
 only when a runner is used: without ``--workers``/``--address`` the command never imports it.
 """
 
@@ -30,8 +30,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from realtime.errors import UserInputError
-from realtime.ray_jobs import BoundedJobs, import_ray, start_ray
+from realtime.core.errors import UserInputError
+from realtime.core.ray_jobs import BoundedJobs, import_ray, start_ray
 
 if TYPE_CHECKING:
     import torch

@@ -37,9 +37,9 @@ import torchvision
 from torch import nn
 from tqdm import tqdm
 
-from realtime.errors import UserInputError
-from realtime.files import atomic_path, file_sha256
-from realtime.motion import DEFAULT_INPUT_KIND, INPUT_KINDS
+from realtime.core.errors import UserInputError
+from realtime.core.files import atomic_path, file_sha256
+from realtime.core.motion import DEFAULT_INPUT_KIND, INPUT_KINDS
 from training import metrics
 from training.losses import LOSSES, build_loss, inverse_frequency_alpha
 from training.model import ATTENTION_VARIANTS, attention_resnet18, load_backbone_weights
@@ -103,7 +103,7 @@ class TrainConfig:
     * ``image_size`` 224 (the paper's); ``amp`` (CUDA only), ``channels_last`` and ``deterministic`` on.
     * ``val_subjects`` 3: with ``selection="inner-val"``, three of a fold's 25 training subjects choose the
       epoch (by their macro F1, ties broken by loss); the test subject never does.
-    * ``input_kind`` what the network sees (:mod:`realtime.motion`): ``apex`` (the paper's), ``onset-apex`` or
+    * ``input_kind`` what the network sees (:mod:`realtime.core.motion`): ``apex`` (the paper's), ``onset-apex`` or
       ``flow``. For ``flow`` a flip also negates the horizontal flow; brightness changes apply to ``apex`` only
       (the other inputs are centred on mid-grey, which a gain would move).
     * ``calibrate``: each LOSO fold holds ``val_subjects`` of its training subjects out of training and fits a

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from realtime.classify import apply_temperature
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
+from realtime.core.model_contract import apply_temperature
 from training import metrics
 from training.calibration import calibration_summary, fit_temperature
 from training.engine import (

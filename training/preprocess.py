@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from realtime.align import AlignmentSettings, align_largest_face
-from realtime.errors import UserInputError
-from realtime.files import atomic_write_bytes
-from realtime.landmarks import FaceLandmarker, LazyLandmarker
-from realtime.motion import DEFAULT_INPUT_KIND, build_classifier_input, needs_onset
+from realtime.core.align import AlignmentSettings, align_largest_face
+from realtime.core.errors import UserInputError
+from realtime.core.files import atomic_write_bytes
+from realtime.core.landmarks import FaceLandmarker, LazyLandmarker
+from realtime.core.motion import DEFAULT_INPUT_KIND, build_classifier_input, needs_onset
 from training.datasets.base import DatasetIndex
 
 CACHE_FORMAT = "crop-v1"  # bump when the stored crop's meaning changes
@@ -27,7 +27,7 @@ class CropSet:
     """Aligned crops of a dataset, ready for training.
 
     ``images`` is uint8 of shape (N, S, S, 3) in OpenCV's BGR order (the engine converts to the model's RGB
-    on the device): the classifier's input of kind ``input_kind`` (:mod:`realtime.motion`; for ``apex`` the
+    on the device): the classifier's input of kind ``input_kind`` (:mod:`realtime.core.motion`; for ``apex`` the
     aligned apex crop itself); ``labels`` are class indices into ``classes``; ``subjects`` and ``sample_ids`` are
     per-sample strings (LOSO folds group by subject).
     """
@@ -137,7 +137,7 @@ def align_image_file(
     landmarker: LazyLandmarker | None = None,
     cache: CropCache | None = None,
 ) -> AlignedImage:
-    """Align one image file with :func:`realtime.align.align_largest_face` — the very function the
+    """Align one image file with :func:`realtime.core.align.align_largest_face` — the very function the
     streaming recognizer uses — going through the crop cache when one is given."""
     try:
         data = Path(path).read_bytes()
@@ -185,9 +185,9 @@ def build_crop_set(
 ) -> tuple[CropSet, PreprocessReport]:
     """Align every sample's image of a dataset index into a :class:`CropSet`, using the on-disk cache.
 
-    For an ``input_kind`` that needs the onset (:func:`realtime.motion.needs_onset`), the onset frame's image
+    For an ``input_kind`` that needs the onset (:func:`realtime.core.motion.needs_onset`), the onset frame's image
     is aligned too (on its own landmarks, as the stream aligns every frame) and the pair goes through
-    :func:`realtime.motion.build_classifier_input`, the function the stream calls."""
+    :func:`realtime.core.motion.build_classifier_input`, the function the stream calls."""
     if not index.samples:
         raise UserInputError(f"no usable samples in {index.root} under protocol {index.protocol}")
     cache = CropCache(cache_dir)

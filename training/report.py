@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from realtime.files import atomic_path, atomic_write_text
+from realtime.core.files import atomic_path, atomic_write_text
 from training.report_html import figure_bytes, format_html, paper_line, plot_folds
 
 
@@ -40,7 +40,7 @@ def to_jsonable(value: Any) -> Any:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` (its folder created) whole or not at all: the rule of :mod:`realtime.files`."""
+    """Write ``text`` to ``path`` (its folder created) whole or not at all: the rule of :mod:`realtime.core.files`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from realtime.files import atomic_path
+from realtime.core.files import atomic_path
 
 # What the paper reports for its method (Xu, Zheng, Yang 2021, Table 3: dual attention + focal loss + CK+
 # transfer; CASME II, 5 classes, leave one subject out). The same figures as row 6 of training.ablation.

@@ -26,10 +26,10 @@ from export.options import (
     ExportOptions,
     ParityError,
 )
-from realtime.align import AlignmentSettings, align_largest_face
-from realtime.classify import Classifier, ClassifierOptions
-from realtime.landmarks import FaceLandmarker
-from realtime.motion import INPUT_KINDS, needs_onset
+from realtime.core.align import AlignmentSettings, align_largest_face
+from realtime.core.landmarks import FaceLandmarker
+from realtime.core.motion import INPUT_KINDS, needs_onset
+from realtime.stages.classify import Classifier, ClassifierOptions
 from training.engine import TrainConfig, load_checkpoint, save_checkpoint
 from training.model import ATTENTION_VARIANTS, attention_resnet18
 
@@ -105,7 +105,7 @@ def own_crops(face_photo) -> np.ndarray:
 
 
 def preprocess(crops: np.ndarray, meta: dict) -> np.ndarray:
-    """What realtime/classify.py's Classifier._run does: channel order, /255, (x − mean)/std, NCHW float32."""
+    """What realtime/stages/classify.py's Classifier._run does: channel order, /255, (x − mean)/std, NCHW float32."""
     norm = meta["normalization"]
     batch = crops[..., ::-1] if norm["channel_order"] == "RGB" else crops
     x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0

@@ -15,9 +15,9 @@ def _realtime_modules() -> list[str]:
 
 def test_the_check_covers_every_stage_and_both_commands():
     names = set(_realtime_modules())
-    expected = {"capture", "tracking", "spotter", "classify", "render", "outputs", "pipeline", "process", "batch"}
-    assert {f"realtime.{name}" for name in expected} <= names
-    assert "realtime.batch_worker" in names and "realtime.files" in names
+    stages = {f"realtime.stages.{name}" for name in ("capture", "faces", "spotter", "classify", "render", "outputs")}
+    commands = {"realtime.batch.__main__", "realtime.batch.command", "realtime.batch.worker", "realtime.cli.arguments"}
+    assert stages | commands | {"realtime.pipeline", "realtime.process", "realtime.core.files"} <= names
 
 
 @pytest.mark.parametrize("names", [[*_realtime_modules(), "stream"], ["torch"]], ids=["realtime+stream", "torch"])

@@ -17,11 +17,11 @@ import pytest
 
 import stream
 from realtime import Recognizer, UserInputError, to_dataframe
-from realtime.outputs import FrameCsvWriter
-from realtime.pose import GENERIC_FACE_3D, PoseEstimator, project
+from realtime.core.pose import GENERIC_FACE_3D, PoseEstimator, project
 from realtime.schema import EVENT_KEYS, FaceRecord, FrameRecord, frame_header, markdown
-from realtime.spotter import REGIONS
-from realtime.tracking import FaceTracker
+from realtime.stages.faces import FaceTracker
+from realtime.stages.outputs import FrameCsvWriter
+from realtime.stages.spotter import REGIONS
 from tests.realtime.au_clips import au_clip, write_frames
 
 ROOT = Path(__file__).resolve().parents[2]

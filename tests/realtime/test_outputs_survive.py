@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.outputs import FrameCsvWriter, VideoWriter
 from realtime.schema import FrameRecord
+from realtime.stages.outputs import FrameCsvWriter, VideoWriter
 from training.synth.scripted import ClipSpec, frames, micro
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,7 +182,7 @@ def test_sigterm_and_sighup_close_every_output_and_say_so_once(tmp_path, long_cl
 WRITER_SCRIPT = """
 import sys
 import numpy as np
-from realtime.outputs import FrameCsvWriter, VideoWriter
+from realtime.stages.outputs import FrameCsvWriter, VideoWriter
 from realtime.schema import FrameRecord
 
 path, frames, width, height = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -249,9 +249,9 @@ def test_the_csv_is_on_disk_up_to_the_last_second_before_close(tmp_path):
 BATCH_SCRIPT = """
 import sys
 from pathlib import Path
-from realtime.classify import Classifier, ClassifierOptions
-from realtime.landmarks import FaceLandmarker
-from realtime.batch_worker import process_job
+from realtime.stages.classify import Classifier, ClassifierOptions
+from realtime.core.landmarks import FaceLandmarker
+from realtime.batch.worker import process_job
 
 clip, folder, model = sys.argv[1], sys.argv[2], sys.argv[3]
 job = {"input": clip, "name": "long", "folder": folder, "key": {}, "key_digest": "x", "model": model,

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 from realtime.process import (
     CSV_FILE,
     EVENTS_FILE,
@@ -30,7 +30,7 @@ def clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def classifier(tiny_onnx_model):
-    from realtime.classify import Classifier, ClassifierOptions
+    from realtime.stages.classify import Classifier, ClassifierOptions
 
     return Classifier(ClassifierOptions(tiny_onnx_model, "cpu"))
 

@@ -12,9 +12,9 @@ import numpy as np
 import openpyxl
 import pytest
 
-from realtime import landmarks as landmarks_module
-from realtime.errors import UserInputError
-from realtime.landmarks import FaceLandmarker
+from realtime.core import landmarks as landmarks_module
+from realtime.core.errors import UserInputError
+from realtime.core.landmarks import FaceLandmarker
 from training.datasets import DATASETS, read_casme2, read_ckplus, read_dataset, read_samm
 from training.datasets.base import frame_number, list_frames
 from training.datasets.sheets import parse_frame, read_sheet
@@ -245,7 +245,7 @@ def test_casme2_csv_sheet_and_explicit_coding(tmp_path, smile_frames, landmarker
 
 def test_landmarker_is_created_only_when_an_apex_must_be_chosen(tmp_path, smile_frames, monkeypatch):
     created = []
-    # the readers create dlib's landmarker through realtime.landmarks.LazyLandmarker
+    # the readers create dlib's landmarker through realtime.core.landmarks.LazyLandmarker
     monkeypatch.setattr(landmarks_module, "FaceLandmarker", lambda: created.append(1) or FaceLandmarker())
     rows = [r for r in CASME_ROWS if r[3] != "/"]
     root = make_casme2(tmp_path / "c", smile_frames, rows=rows)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 from training.engine import (
     ARCH_NAME,
     IMAGENET_MEAN,

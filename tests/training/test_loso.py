@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import training.loso as loso
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 from training.engine import TrainConfig, fit
 from training.preprocess import CropSet
 

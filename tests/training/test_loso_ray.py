@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 from training.cli import main
 from training.distributed import RayFoldRunner, plan_folds
 from training.synth import write_casme2
@@ -59,7 +59,7 @@ def reference(casme2) -> dict:
 @pytest.fixture(scope="module")
 def ray_session():
     """Start Ray once for the module, through the project's own quiet start; what it printed is kept."""
-    from realtime.ray_jobs import import_ray, start_ray
+    from realtime.core.ray_jobs import import_ray, start_ray
 
     ray = import_ray()
     with tempfile.TemporaryFile(mode="w+b") as sink:

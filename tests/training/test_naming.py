@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.align import AlignmentSettings
-from realtime.motion import INPUT_KINDS
+from realtime.core.align import AlignmentSettings
+from realtime.core.motion import INPUT_KINDS
 from training.calibration import expected_calibration_error, fit_temperature
 from training.datasets import read_dataset
 from training.engine import TrainConfig, pretrain
@@ -75,7 +75,7 @@ def test_a_validation_set_that_cannot_determine_the_temperature_leaves_it_at_one
 
 
 def test_temperature_fitted_on_validation_lowers_the_calibration_error_on_test():
-    from realtime.classify import apply_temperature
+    from realtime.core.model_contract import apply_temperature
 
     val_p, val_y = _overconfident_set(400, seed=1)
     test_p, test_y = _overconfident_set(400, seed=2)

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.align import AlignmentSettings, align_largest_face
-from realtime.errors import UserInputError
-from realtime.landmarks import FaceLandmarker
+from realtime.core.align import AlignmentSettings, align_largest_face
+from realtime.core.errors import UserInputError
+from realtime.core.landmarks import FaceLandmarker
 from training.datasets.base import DatasetIndex, Sample
 from training.preprocess import CropCache, LazyLandmarker, align_image_file, build_crop_set
 

@@ -11,7 +11,7 @@ import numpy as np
 import openpyxl
 import pytest
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 from training.datasets import read_casme2, read_ckplus, read_samm
 from training.datasets.base import list_frames
 from training.synth import (

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 from training.synth import cli as synth_cli
 from training.synth import load_face_photos
 from training.synth.videos import (

@@ -3,15 +3,15 @@
 Each reader resolves the layout a user points it at, finds its coding sheet, and returns one sample per
 labelled image with every skip and repair reported as a :class:`DatasetIssue` (``summary()`` prints them).
 Bad input (a wrong root, a missing sheet or column, an unknown label) raises one
-:class:`realtime.errors.UserInputError` naming the file. Layouts and quirks: ``shared/datasets.md``.
+:class:`realtime.core.errors.UserInputError` naming the file. Layouts and quirks: ``shared/datasets.md``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from realtime.errors import UserInputError
-from realtime.landmarks import FaceLandmarker
+from realtime.core.errors import UserInputError
+from realtime.core.landmarks import FaceLandmarker
 from training.datasets.base import (
     DEFAULT_PROTOCOL,
     PROTOCOLS,

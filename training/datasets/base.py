@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from realtime.errors import UserInputError
-from realtime.files import IMAGE_SUFFIXES
+from realtime.core.errors import UserInputError
+from realtime.core.files import IMAGE_SUFFIXES
 
 # Label protocols: name → ordered class names (the model's output order), and how raw labels map onto them.
 # Raw labels are normalised first (lower case, inner spaces collapsed) by ``normalise_label``.

@@ -6,7 +6,7 @@ varies) whose rows give Subject, Filename, OnsetFrame, ApexFrame, OffsetFrame an
 coded clip becomes one :class:`Sample` whose image is the apex frame.
 
 CASME II and SAMM code their clips the same way, so :func:`read_coded_clips` holds the row loop and every
-quirk repair for both: apex ``/``, blank or ``-1`` → chosen by :func:`realtime.spotting.choose_apex`
+quirk repair for both: apex ``/``, blank or ``-1`` → chosen by :func:`realtime.core.apex.choose_apex`
 (cached); an apex frame without an image → the nearest frame within onset…offset; offset missing or before
 the onset → the clip's last frame; missing clip folders and labels outside the protocol → skipped. Each
 repair and skip becomes a :class:`DatasetIssue`.
@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.errors import UserInputError
-from realtime.files import atomic_write_text
-from realtime.landmarks import FaceLandmarker, LazyLandmarker
+from realtime.core.errors import UserInputError
+from realtime.core.files import atomic_write_text
+from realtime.core.landmarks import FaceLandmarker, LazyLandmarker
 from training.datasets.base import (
     CASME2_LABELS,
     PROTOCOLS,
@@ -56,7 +56,7 @@ CASME2_SHEET_PATTERN = r"^(?!.*samm).*coding"  # CASME2-coding-20140508.xlsx, �
 
 
 def _apex_cache_key(paths: Sequence[Path]) -> dict:
-    from realtime.spotting import DEFAULT_SPOTTING_SETTINGS, SPOTTER_VERSION
+    from realtime.core.apex import DEFAULT_SPOTTING_SETTINGS, SPOTTER_VERSION
 
     frames = []
     for path in paths:
@@ -71,7 +71,7 @@ def spot_apex(paths: Sequence[Path], landmarker: LazyLandmarker, cache_dir: Path
     The cache entry is a small JSON keyed by the clip's frame files (name, size, mtime) and the spotter's
     version, so a second read of the same clip is instant and an edited clip is spotted again.
     """
-    from realtime.spotting import choose_apex
+    from realtime.core.apex import choose_apex
 
     cache_file: Path | None = None
     key: dict | None = None

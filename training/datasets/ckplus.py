@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 from training.datasets.base import (
     PROTOCOLS,
     DatasetIndex,

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from realtime.errors import UserInputError
-from realtime.landmarks import FaceLandmarker, LazyLandmarker
+from realtime.core.errors import UserInputError
+from realtime.core.landmarks import FaceLandmarker, LazyLandmarker
 from training.datasets.base import SAMM_LABELS, DatasetIndex, protocol_classes, resolve_protocol
 from training.datasets.casme2 import (
     CODED_CLIP_COLUMNS,

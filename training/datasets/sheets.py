@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 
 HEADER_SEARCH_ROWS = 40
 SHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 
 N_LANDMARKS = 68
 RIGHT_EYE = slice(36, 42)  # the subject's right eye: the image-left one in a frontal photo

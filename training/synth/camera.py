@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 
 BITRATE_KBPS = (300.0, 1500.0)
 """The bitrates a webcam call runs at for 640×480 (smaller frames get proportionally fewer bits)."""

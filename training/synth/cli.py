@@ -3,7 +3,7 @@ layout, or spotting videos with ground truth (:mod:`training.synth.videos`).
 
 :func:`configure_parser` adds the arguments to the subcommand's parser and :func:`main` runs it; bad input
 (a photo that does not exist or shows no face, a bad ``--size``, a non-empty output) raises
-:class:`realtime.errors.UserInputError`, which ``python -m training`` prints on one line with exit code 2.
+:class:`realtime.core.errors.UserInputError`, which ``python -m training`` prints on one line with exit code 2.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 from training.synth.faces import parse_frame_size
 from training.synth.layouts import WRITERS, SynthManifest
 from training.synth.photos import HELD_OUT_PHOTOS, PHOTO_NAMES

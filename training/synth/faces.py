@@ -1,7 +1,7 @@
 """Source face photographs, their 68 landmarks, and the synthetic subjects made from them.
 
 A :class:`FacePhoto` is a real photograph with dlib's 68 landmarks fitted once (by the project's own
-:class:`realtime.landmarks.FaceLandmarker`). The defaults are two photographs that pip packages ship, so
+:class:`realtime.core.landmarks.FaceLandmarker`). The defaults are two photographs that pip packages ship, so
 nothing is downloaded: matplotlib's ``grace_hopper.jpg`` and scikit-image's ``astronaut.png``.
 
 A :class:`Subject` is one photo plus a deterministic :class:`SubjectLook` — mirroring, face size and position
@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.errors import UserInputError
-from realtime.landmarks import FaceBox, FaceLandmarker
+from realtime.core.errors import UserInputError
+from realtime.core.landmarks import FaceBox, FaceLandmarker
 from training.synth.actions import (
     MIRROR,
     N_LANDMARKS,

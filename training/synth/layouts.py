@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 from training.datasets.base import PROTOCOLS
 from training.synth.actions import MACRO_SCALE, AUCode, choose_action_units, clip_profile, format_action_units
 from training.synth.faces import (

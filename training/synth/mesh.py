@@ -24,7 +24,7 @@ import math
 import cv2
 import numpy as np
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 from training.synth.actions import MIRROR, N_LANDMARKS, FaceFrame
 
 FOCAL_IOD = 10.0

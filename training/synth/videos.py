@@ -41,7 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 from training.synth.actions import (
     MACRO_SCALE,
     AUCode,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from realtime.errors import UserInputError
+from realtime.core.errors import UserInputError
 
 
 @dataclass(frozen=True)

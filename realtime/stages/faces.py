@@ -1,0 +1,423 @@
+"""The face stage: dlib HOG detection now and then, landmark tracking in between, stable face ids.
+
+Detection is the expensive part (about 5 ms on a 320 px copy of a 640×480 frame, 20 ms at full size), so it
+runs every ``redetect_every`` frames, when a face is lost, or while no face is known. In between, each face
+is tracked from its own landmarks: the box the 68-point model is fitted in is the previous box moved and
+scaled with the previous landmarks (the shape predictor wants a box shaped like the detector's, not the
+landmarks' own extent). Fitting 68 landmarks costs under 2 ms, so a face costs about that per frame.
+
+Small faces. HOG's window is 80 px, so the downscaled copy misses faces under about 160 px of a 640×480
+frame. While no face is known and the usual search finds none, the frame is also searched upscaled so that
+a ``min_face_px`` face fills the window: every time on a small frame (up to 320 px wide with the defaults,
+e.g. a 176×144 car-phone clip, where it is cheap), every ``small_search_every`` frames on a larger one
+(tens of milliseconds at 640×480, paid only while no face is known). A tracked face that the whole-frame
+search does not see (small, or tilted past what the frontal detector takes) is checked in its own region
+instead: the region around its box, rotated upright by its eye line and scaled so that the face is
+``region_face_px`` wide, a search of about 1 ms. A face that this
+check also misses ``lost_after`` times, or whose landmarks jump while the check fails, is lost.
+
+Stable ids. A face keeps its id for as long as it is tracked; a detection that overlaps a tracked face (IoU)
+refreshes that face instead of starting a new one. A lost face is remembered for ``remember_ms`` with a
+cheap appearance descriptor (its aligned grey face at 32 px, normalised: a fraction of a millisecond,
+computed when a face is new and refreshed at confirmed detections); a new face that looks like a remembered
+one (normalised correlation ≥ ``same_face``), or appears where one was lost a moment ago, gets its id back.
+Two faces that cross: while their boxes touch, descriptors are frozen; when they part, the ids are swapped
+back if the faces came out the other way round, and a track that ended up on the other face (the two boxes
+on one face) is the one given up, to be re-identified when its face shows again. At most ``max_faces`` are
+tracked, largest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from realtime.core.align import AlignmentSettings, align_face, eye_angle_deg
+from realtime.core.errors import OptionError, UserInputError
+from realtime.core.landmarks import FaceBox, FaceLandmarker, to_gray
+
+HOG_WINDOW_PX = 80  # dlib's frontal detector finds faces down to about its window's width
+DESCRIPTOR = AlignmentSettings(output_size=32, margin=0.0, forehead=0.0)
+DUPLICATE_IOU = 0.5  # two tracks this much on top of each other follow one face
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """How often the face stage detects and when it gives a face up.
+
+    ``redetect_every`` frames between detections while faces are tracked; ``detect_width`` the width (px)
+    of the downscaled copy HOG runs on; ``min_iou`` the overlap that makes a detection the same face;
+    ``lost_after`` consecutive detections that miss a tracked face before it is dropped; ``max_jump`` the
+    largest move of the landmarks between frames, as a fraction of the face width, before tracking is
+    considered lost (the face is then re-detected on the same frame); ``keep_tolerance`` and
+    ``rescale_tolerance`` how far (fraction of the width) a fresh detection's centre, and how much its
+    width, must differ from a tracked box to replace it (HOG boxes jump between pyramid scales by about
+    20 %, and a box that stays put gives steadier landmarks); ``box_tolerance`` how far (fraction of the
+    width) the face must move before its box follows. ``min_face_px`` the smallest face width (px of the
+    frame) to find, ``small_search_every`` the frames between upscaled whole-frame searches while nothing is
+    found, ``region_face_px`` the width a tracked face is scaled to when its own region is checked;
+    ``remember_ms`` how long a lost face's id waits for it to return, ``same_face`` the appearance
+    correlation (0-1) that makes a new face a returning one, ``reacquire_every`` the frames between
+    detections while a face is missing and a place is free.
+    """
+
+    max_faces: int = 1
+    redetect_every: int = 15
+    detect_width: int = 320
+    min_iou: float = 0.3
+    lost_after: int = 2
+    max_jump: float = 0.35
+    keep_tolerance: float = 0.12
+    rescale_tolerance: float = 0.3
+    box_tolerance: float = 0.03
+    min_face_px: int = 40
+    small_search_every: int = 10
+    region_face_px: int = 100
+    remember_ms: float = 5000.0
+    same_face: float = 0.7
+    reacquire_every: int = 5
+
+    def __post_init__(self) -> None:
+        if self.max_faces < 1:
+            raise OptionError("max_faces", f"must be at least 1, got {self.max_faces}")
+        if self.redetect_every < 1:
+            raise OptionError("redetect_every", f"must be at least 1 frame, got {self.redetect_every}")
+        if not 10 <= self.min_face_px <= HOG_WINDOW_PX:
+            wanted = f"must be 10-{HOG_WINDOW_PX} px wide"
+            raise OptionError("min_face_px", f"(the smallest face) {wanted}, got {self.min_face_px}")
+        for name in ("small_search_every", "reacquire_every"):
+            value = getattr(self, name)
+            if value < 1:
+                raise OptionError(name, f"(one of the search intervals) must be at least 1 frame, got {value}")
+        if self.remember_ms < 0:
+            raise OptionError("remember_ms", f"must be ≥ 0, got {self.remember_ms}")
+        if not 0.0 < self.same_face <= 1.0:
+            raise OptionError("same_face", f"must be in (0, 1], got {self.same_face}")
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """One face on one frame: its stable ``face_id``, the box its landmarks were fitted in (full-frame
+    pixels), the 68 landmarks (float32, (68, 2)), whether the box came from a detection on this frame
+    (``detected``) or from tracking, and the eye-line angle θ of the alignment (degrees)."""
+
+    face_id: int
+    box: FaceBox
+    landmarks: np.ndarray
+    detected: bool
+    angle_deg: float
+
+
+@dataclass(frozen=True)
+class FaceFrame:
+    """The face stage's result for one frame: the faces, largest first, and the grey frame they were
+    found on (later stages align from it instead of converting the frame again)."""
+
+    faces: tuple[TrackedFace, ...]
+    gray: np.ndarray
+    detection_ran: bool
+
+
+def iou(a: FaceBox, b: FaceBox) -> float:
+    """Intersection over union of two boxes (0 when they do not overlap)."""
+    w = min(a.right, b.right) - max(a.left, b.left)
+    h = min(a.bottom, b.bottom) - max(a.top, b.top)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / float(a.area + b.area - inter)
+
+
+RIGID_POINTS = (27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45)  # nose and eye corners: expressions barely move them
+
+
+def appearance(gray: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+    """A face's cheap appearance descriptor: its aligned grey face at 32 px, blurred, zero mean, unit norm
+    (the dot product of two is their normalised correlation). None when the landmarks cannot be aligned."""
+    try:
+        crop = align_face(gray, landmarks, DESCRIPTOR).image.astype(np.float32)
+    except UserInputError:
+        return None
+    crop = cv2.GaussianBlur(crop, (3, 3), 0).ravel()
+    crop -= crop.mean()
+    norm = float(np.linalg.norm(crop))
+    return crop / norm if norm > 1e-6 else None
+
+
+def similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Normalised correlation of two descriptors (-1 when either is missing)."""
+    return float(np.dot(a, b)) if a is not None and b is not None else -1.0
+
+
+@dataclass
+class _Track:
+    face_id: int  # -1 until its first fit decides whether it is a new face or a returning one
+    box: FaceBox
+    landmarks: np.ndarray
+    misses: int = 0
+    anchor: np.ndarray | None = None  # the rigid landmarks' centre when ``box`` was placed
+    descriptor: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Lost:
+    face_id: int
+    box: FaceBox
+    descriptor: np.ndarray | None
+    lost_ms: float
+
+
+def _centre(points: np.ndarray) -> np.ndarray:
+    """Centre of the rigid landmarks: blinks, smiles and brow movements leave it alone."""
+    return points[list(RIGID_POINTS)].mean(axis=0)
+
+
+def _box_centre(box: FaceBox) -> tuple[float, float]:
+    return (box.left + box.right) / 2.0, (box.top + box.bottom) / 2.0
+
+
+def _touch(a: FaceBox, b: FaceBox) -> bool:
+    return min(a.right, b.right) > max(a.left, b.left) and min(a.bottom, b.bottom) > max(a.top, b.top)
+
+
+def _shifted(box: FaceBox, dx: float, dy: float) -> FaceBox:
+    return FaceBox(round(box.left + dx), round(box.top + dy), round(box.right + dx), round(box.bottom + dy))
+
+
+def _differs(a: FaceBox, b: FaceBox, centre_tolerance: float, size_tolerance: float) -> bool:
+    """Whether ``b``'s centre is more than ``centre_tolerance`` of ``a``'s width away from ``a``'s, or its
+    width differs by more than ``size_tolerance`` of it."""
+    width = max(a.width, 1)
+    return (
+        abs((b.left + b.right) - (a.left + a.right)) / 2 > centre_tolerance * width
+        or abs((b.top + b.bottom) - (a.top + a.bottom)) / 2 > centre_tolerance * width
+        or abs(b.width - a.width) > size_tolerance * width
+    )
+
+
+class FaceTracker:
+    """Detect, track and fit landmarks: ``process(frame, t_ms) → FaceFrame``, one call per frame in order."""
+
+    def __init__(self, options: TrackingOptions | None = None, landmarker: FaceLandmarker | None = None) -> None:
+        self.options = options or TrackingOptions()
+        self.landmarker = landmarker or FaceLandmarker(detect_width=self.options.detect_width)
+        self._tracks: list[_Track] = []
+        self._lost: list[_Lost] = []
+        self._contacts: set[tuple[int, int]] = set()
+        self._next_id = 0
+        self._since_detection = 0
+        self._until_small_search = 0
+        self._frames = 0
+        self.detections = 0  # how many times HOG ran on the whole frame (benchmarks report it)
+        self.region_checks = 0  # how many times a tracked face was checked in its own region
+        self.returned = 0  # how many times a lost face got its id back
+
+    def _fit(self, gray: np.ndarray, box: FaceBox) -> np.ndarray:
+        return self.landmarker.landmarks(gray, box)
+
+    # -- finding faces -------------------------------------------------------------------------------------
+    def _find(self, gray: np.ndarray) -> list[FaceBox]:
+        """The whole-frame search: on the downscaled copy; while no face is known and none is found there,
+        also upscaled so that a ``min_face_px`` face fills HOG's window (every time on a small frame, where
+        that is cheap; every ``small_search_every`` frames on a large one)."""
+        width = gray.shape[1]
+        base = min(1.0, self.options.detect_width / width) if self.options.detect_width > 0 else 1.0
+        fine = HOG_WINDOW_PX / self.options.min_face_px
+        boxes = self.landmarker.detect(gray, base)
+        if boxes or self._tracks or base >= fine:
+            return boxes
+        if width * fine <= 2 * max(self.options.detect_width, 1):
+            return self.landmarker.detect(gray, fine)
+        self._until_small_search -= 1
+        if self._until_small_search > 0:
+            return boxes
+        self._until_small_search = self.options.small_search_every
+        return self.landmarker.detect(gray, fine)
+
+    def _region_face(self, gray: np.ndarray, track: _Track) -> FaceBox | None:
+        """The face in ``track``'s own region, searched upright and at ``region_face_px``: its box in frame
+        pixels (upright, the width found) or None."""
+        self.region_checks += 1
+        box = track.box
+        side = max(box.width, box.height, 1)
+        scale = float(np.clip(self.options.region_face_px / side, 0.25, HOG_WINDOW_PX / 10))
+        out = max(round(2.2 * side * scale), HOG_WINDOW_PX + 8)
+        cx, cy = _box_centre(box)
+        angle = eye_angle_deg(track.landmarks) if len(track.landmarks) else 0.0
+        matrix = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+        matrix[:, 2] += (out / 2.0 - cx, out / 2.0 - cy)
+        patch = cv2.warpAffine(gray, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        back = cv2.invertAffineTransform(matrix)
+        for found in self.landmarker.detect(patch, 1.0):
+            fx, fy = _box_centre(found)
+            near = max(abs(fx - out / 2.0), abs(fy - out / 2.0)) <= 0.35 * side * scale
+            if near and 0.5 <= found.width / (side * scale) <= 2.0:
+                x, y = back @ np.array([fx, fy, 1.0])
+                half = found.width / scale / 2.0
+                return FaceBox(round(x - half), round(y - half), round(x + half), round(y + half))
+        return None
+
+    def _confirm(self, gray: np.ndarray, tracks: list[_Track], t_ms: float, after_jump: bool = False) -> None:
+        """Check tracks the whole-frame search did not see in their own regions; lose those that fail too
+        often (at once after a landmark jump: a jump with no face there means the face is gone)."""
+        for track in tracks:
+            found = self._region_face(gray, track) if len(track.landmarks) else None
+            if found is not None:
+                track.misses = 0
+                if _differs(track.box, found, self.options.keep_tolerance, self.options.rescale_tolerance):
+                    track.box, track.anchor = found, None  # as with a whole-frame detection
+            else:
+                track.misses = self.options.lost_after if after_jump else track.misses + 1
+        for track in [t for t in self._tracks if t.misses >= self.options.lost_after]:
+            self._lose(track, t_ms)
+
+    def _lose(self, track: _Track, t_ms: float) -> None:
+        self._tracks.remove(track)
+        if track.face_id >= 0:
+            self._lost.append(_Lost(track.face_id, track.box, track.descriptor, t_ms))
+            self._contacts = {pair for pair in self._contacts if track.face_id not in pair}
+
+    def _detect(self, gray: np.ndarray, t_ms: float, after_jump: bool = False) -> None:
+        """Match fresh detections to the tracks (greedy by IoU), check the unmatched ones in their regions,
+        start new tracks."""
+        self.detections += 1
+        self._since_detection = 0
+        boxes = self._find(gray)
+        pairs = sorted(
+            ((iou(t.box, b), ti, bi) for ti, t in enumerate(self._tracks) for bi, b in enumerate(boxes)),
+            reverse=True,
+        )
+        used_tracks: set[int] = set()
+        used_boxes: set[int] = set()
+        for overlap, ti, bi in pairs:
+            if overlap < self.options.min_iou or ti in used_tracks or bi in used_boxes:
+                continue
+            used_tracks.add(ti)
+            used_boxes.add(bi)
+            track = self._tracks[ti]
+            track.misses = 0
+            if _differs(track.box, boxes[bi], self.options.keep_tolerance, self.options.rescale_tolerance):
+                # the face moved or changed size more than tracking followed: take the detection's box
+                track.box, track.anchor = boxes[bi], None
+        unmatched = [t for ti, t in enumerate(self._tracks) if ti not in used_tracks]
+        self._confirm(gray, unmatched, t_ms, after_jump)
+        for bi, box in enumerate(boxes):  # boxes come largest first
+            if bi in used_boxes or len(self._tracks) >= self.options.max_faces:
+                continue
+            if any(iou(box, t.box) >= self.options.min_iou for t in self._tracks):
+                continue
+            self._tracks.append(_Track(-1, box, np.zeros((0, 2), np.float32)))
+
+    # -- ids -----------------------------------------------------------------------------------------------
+    def _identify(self, descriptor: np.ndarray | None, box: FaceBox, t_ms: float) -> int:
+        """A new face's id: a remembered face's that it looks like (or that was lost right there a moment
+        ago), else a fresh one."""
+        active = {t.face_id for t in self._tracks}
+        candidates = [lost for lost in self._lost if lost.face_id not in active]
+        best = max(candidates, key=lambda lost: similarity(lost.descriptor, descriptor), default=None)
+        if best is None or similarity(best.descriptor, descriptor) < self.options.same_face:
+            nearby = [
+                lost
+                for lost in candidates
+                if t_ms - lost.lost_ms <= 1000.0 and iou(lost.box, box) >= self.options.min_iou
+            ]
+            best = max(nearby, key=lambda lost: iou(lost.box, box), default=None)
+        if best is not None:
+            self._lost.remove(best)
+            self.returned += 1
+            return best.face_id
+        self._next_id += 1
+        return self._next_id - 1
+
+    def _untangle(self, gray: np.ndarray, t_ms: float) -> None:
+        """Faces that cross: give up a track that sits on another's face, and swap ids back when two faces
+        that touched part the other way round."""
+        for a in list(self._tracks):
+            for b in list(self._tracks):
+                if a is b or a.face_id > b.face_id or a not in self._tracks or b not in self._tracks:
+                    continue
+                pair = (a.face_id, b.face_id)
+                if iou(a.box, b.box) >= DUPLICATE_IOU:
+                    now = appearance(gray, a.landmarks)
+                    worse = a if similarity(a.descriptor, now) < similarity(b.descriptor, now) else b
+                    self._lose(worse, t_ms)
+                elif _touch(a.box, b.box):
+                    self._contacts.add(pair)
+                elif pair in self._contacts:
+                    self._contacts.discard(pair)
+                    now_a, now_b = appearance(gray, a.landmarks), appearance(gray, b.landmarks)
+                    kept = similarity(a.descriptor, now_a) + similarity(b.descriptor, now_b)
+                    swapped = similarity(a.descriptor, now_b) + similarity(b.descriptor, now_a)
+                    if swapped > kept + 0.1:
+                        a.face_id, b.face_id = b.face_id, a.face_id
+                        a.descriptor, b.descriptor = b.descriptor, a.descriptor
+
+    # -- the frame -----------------------------------------------------------------------------------------
+    def process(self, frame: np.ndarray, t_ms: float | None = None) -> FaceFrame:
+        """Faces on this frame, each with 68 landmarks, largest first. ``t_ms`` is the frame's time (it says
+        how long a lost face has been gone; without it frames are taken as 1/30 s apart)."""
+        gray = to_gray(frame)
+        self._frames += 1
+        t_ms = (self._frames - 1) * 1000.0 / 30.0 if t_ms is None else float(t_ms)
+        self._lost = [lost for lost in self._lost if t_ms - lost.lost_ms <= self.options.remember_ms]
+        self._since_detection += 1
+        free = len(self._tracks) < self.options.max_faces
+        detected_now = False
+        if (
+            not self._tracks
+            or self._since_detection >= self.options.redetect_every
+            or (free and self._lost and self._since_detection >= self.options.reacquire_every)
+        ):
+            self._detect(gray, t_ms)
+            detected_now = True
+        elif any(t.misses for t in self._tracks):  # missed at the last detection: check again at once
+            self._confirm(gray, [t for t in self._tracks if t.misses], t_ms)
+        faces = self._fit_all(gray, detected_now, t_ms)
+        if faces is None:  # a track jumped: detect on this frame and fit again
+            self._detect(gray, t_ms, after_jump=True)
+            detected_now = True
+            faces = self._fit_all(gray, True, t_ms) or []
+        faces.sort(key=lambda f: f.box.area, reverse=True)
+        return FaceFrame(tuple(faces), gray, detected_now)
+
+    def _fit_all(self, gray: np.ndarray, detected_now: bool, t_ms: float) -> list[TrackedFace] | None:
+        height, width = gray.shape[:2]
+        for track in list(self._tracks):
+            if track.anchor is not None:
+                # follow the rigid landmarks' centre, only once the face has really moved: a box that stays
+                # put gives landmarks that stay put (dlib's fit depends on the box). The box never scales
+                # with the landmarks (that loop can run away); size changes come from detections.
+                dx, dy = _centre(track.landmarks) - track.anchor
+                if max(abs(dx), abs(dy)) > self.options.box_tolerance * track.box.width:
+                    track.box = _shifted(track.box, dx, dy)
+                    track.anchor = track.anchor + np.array([dx, dy])
+            box = track.box
+            if box.right <= 0 or box.bottom <= 0 or box.left >= width or box.top >= height or box.area < 16:
+                if detected_now:
+                    track.misses = self.options.lost_after  # gone from the frame
+                    self._lose(track, t_ms)
+                    continue
+                return None
+            points = self._fit(gray, box)
+            if track.anchor is not None:
+                jump = float(np.abs(points.mean(axis=0) - track.landmarks.mean(axis=0)).max())
+                if jump > self.options.max_jump * max(box.width, 1) and not detected_now:
+                    return None
+            else:
+                track.anchor = _centre(points)
+            track.landmarks = points
+            if track.face_id < 0:  # new: a face never seen, or one coming back?
+                track.descriptor = appearance(gray, points)
+                track.face_id = self._identify(track.descriptor, box, t_ms)
+            elif detected_now and track.misses == 0 and not any(track.face_id in p for p in self._contacts):
+                now = appearance(gray, points)  # confirmed and alone: keep the descriptor current
+                if similarity(track.descriptor, now) >= self.options.same_face or track.descriptor is None:
+                    track.descriptor = now
+        if len(self._tracks) > 1:
+            self._untangle(gray, t_ms)
+        return [
+            TrackedFace(t.face_id, t.box, t.landmarks, detected_now and t.misses == 0, eye_angle_deg(t.landmarks))
+            for t in self._tracks
+        ]
