@@ -1,7 +1,7 @@
 """What the per-frame table costs: fps and file size per minute of video, without a table, with the narrow
 table (``--no-csv-landmarks``) and with the wide one (the 68 landmarks), plus the head pose fit alone.
 
-The clip is generated (:mod:`tests.realtime.au_clips`: Grace Hopper, 640×480, 30 fps, a micro-expression
+The clip is generated (:mod:`training.synth.au_clips`: Grace Hopper, 640×480, 30 fps, a micro-expression
 every 35 frames), rendered once into memory and served to :meth:`realtime.Recognizer.run` — the loop
 ``stream.py`` runs — so decoding is left out and the three runs see the same frames. Each mode runs
 ``--repeats`` times in turn; the fastest run of each is reported (other programs share this machine).
@@ -27,7 +27,7 @@ from realtime.core.pose import PoseEstimator  # noqa: E402
 from realtime.process import Outputs  # noqa: E402
 from realtime.stages.capture import RecordedSource  # noqa: E402
 from realtime.stages.outputs import FrameCsvWriter  # noqa: E402
-from tests.realtime.au_clips import au_clip  # noqa: E402
+from training.synth.au_clips import au_clip  # noqa: E402
 
 ACTIONS = [("1", "2"), ("4",), ("12",), ("15",), ("17",), ("14",), ("1",), ("10",)]
 

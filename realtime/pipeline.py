@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from realtime.schema import event_record
 from realtime.stages.capture import Frame
 from realtime.stages.classify import Classifier
 from realtime.stages.faces import FaceTracker, TrackedFace, TrackingOptions
-from realtime.stages.spotter import RegionMotion, SpotSignal, SpottedEvent, Spotter, SpotterOptions
+from realtime.stages.spotter import SpotSignal, SpottedEvent, Spotter, SpotterOptions
 
 STAGES = ("capture", "face", "spot", "classify", "render", "output")
 MAX_APEX_CROPS = 12  # per face: the strongest candidate frames of the event under way
@@ -50,38 +50,32 @@ class PipelineOptions:
     spotter: SpotterOptions = field(default_factory=SpotterOptions)
 
 
-@dataclass(frozen=True)
-class MicroExpression:
-    """A spotted and classified micro-expression.
+@dataclass(frozen=True, kw_only=True)
+class MicroExpression(SpottedEvent):
+    """A spotted and classified micro-expression: the spotter's event (:class:`SpottedEvent`, kind ``micro``;
+    its frames, times, score and the regions that moved) and what the classifier named it.
 
     Frame indices are 0-based over every frame of the source; ``label``/``confidence``/``probabilities``
-    come from the classifier (empty without one); ``decided_frame``/``decided_ms`` when the offset was seen
-    and ``latency_ms`` the wall-clock time from that frame's arrival in the pipeline to this event;
-    ``apex_crop`` the aligned face that was classified (BGR, the model's input size; None without one);
-    ``onset_crop`` the onset's aligned face when the model's input needs it, and ``classifier_input`` what the
-    model was given (:func:`realtime.core.motion.build_classifier_input`).
-    ``moved`` the regions that moved (:class:`realtime.stages.spotter.RegionMotion`, largest share first). The events
-    file's object is :meth:`to_json` (keys: :data:`realtime.schema.EVENT_FIELDS`).
+    come from the classifier (empty without one); ``latency_ms`` is the wall-clock time from the arrival in
+    the pipeline of the frame that decided the event to this event; ``apex_crop`` the aligned face that was
+    classified (BGR, the model's input size; None without one); ``onset_crop`` the onset's aligned face when
+    the model's input needs it, and ``classifier_input`` what the model was given
+    (:func:`realtime.core.motion.build_classifier_input`). The events file's object is :meth:`to_json`
+    (keys: :data:`realtime.schema.EVENT_FIELDS`).
     """
 
-    face: int
-    onset_frame: int
-    apex_frame: int
-    offset_frame: int
-    onset_ms: float
-    apex_ms: float
-    offset_ms: float
-    score: float
-    label: str
-    confidence: float
-    probabilities: dict[str, float]
-    decided_frame: int
-    decided_ms: float
-    latency_ms: float
-    moved: tuple[RegionMotion, ...] = ()
+    label: str = ""
+    confidence: float = 0.0
+    probabilities: dict[str, float] = field(default_factory=dict)
+    latency_ms: float = 0.0
     apex_crop: np.ndarray | None = field(default=None, repr=False, compare=False)
     onset_crop: np.ndarray | None = field(default=None, repr=False, compare=False)
     classifier_input: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def face(self) -> int:
+        """The face's id (the events file's ``face``)."""
+        return self.face_id
 
     def to_json(self) -> dict:
         """The events file's object (exact keys and order: :func:`realtime.schema.event_record`)."""
@@ -253,21 +247,11 @@ class Pipeline:
             self.latencies_ms.append(latency)
             out.append(
                 MicroExpression(
-                    event.face_id,
-                    event.onset_frame,
-                    event.apex_frame,
-                    event.offset_frame,
-                    event.onset_ms,
-                    event.apex_ms,
-                    event.offset_ms,
-                    event.score,
-                    answer.label if answer else "",
-                    answer.confidence if answer else 0.0,
-                    answer.probabilities if answer else {},
-                    event.decided_frame,
-                    event.decided_ms,
-                    latency,
-                    moved=event.moved,
+                    **{f.name: getattr(event, f.name) for f in fields(SpottedEvent)},
+                    label=answer.label if answer else "",
+                    confidence=answer.confidence if answer else 0.0,
+                    probabilities=answer.probabilities if answer else {},
+                    latency_ms=latency,
                     apex_crop=crop,
                     onset_crop=onset,
                     classifier_input=model_input,

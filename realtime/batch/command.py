@@ -24,9 +24,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from realtime.batch.planning import BatchJob, collect_inputs, plan, stable_name
+from realtime.batch.planning import collect_inputs, plan, stable_name
 from realtime.batch.report import BatchProgress, write_batch_files, write_batch_report
 from realtime.batch.runner import run_on_ray
+from realtime.batch.worker import BatchJob
 from realtime.cli.arguments import OneLineErrorParser, positive_float, positive_int, run_reporting_errors
 from realtime.core.errors import UserInputError
 from realtime.core.files import file_sha256

@@ -14,11 +14,9 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from realtime.batch.worker import FAILED_FILE, FORMAT_VERSION, SUMMARY_FILE
+from realtime.batch.worker import FAILED_FILE, FORMAT_VERSION, SUMMARY_FILE, BatchJob
 from realtime.core.errors import UserInputError
 from realtime.core.files import IMAGE_SUFFIXES
 
@@ -125,41 +123,6 @@ def code_version() -> str:
         return version("microexpr")
     except Exception:
         return "unknown"
-
-
-@dataclass(frozen=True)
-class BatchJob:
-    """One video to process: where it is and where its outputs go, the settings it runs with and its
-    resume key. ``index`` is its place among the inputs (the order of the table), ``size`` its bytes (the
-    largest go first)."""
-
-    index: int
-    input: str
-    name: str
-    folder: str
-    options: dict[str, Any]  # the fields of realtime.process.RecordedOptions
-    key: dict[str, Any]
-    key_digest: str
-    model: dict[str, str]  # path and sha256
-    size: int
-
-    def to_worker(self) -> dict[str, Any]:
-        """The job as :func:`realtime.batch.worker.process_job` takes it (and as Ray ships it to a worker)."""
-        return {
-            "index": self.index,
-            "input": self.input,
-            "name": self.name,
-            "folder": self.folder,
-            "options": self.options,
-            "key": self.key,
-            "key_digest": self.key_digest,
-            "model": self.model,
-            "size": self.size,
-        }
-
-    def row(self, **result: Any) -> dict[str, Any]:
-        """Its row in the table: the job's fields under what came of it (``status``, ``reason``, the summary)."""
-        return {**self.to_worker(), **result, "index": self.index, "folder": self.folder}
 
 
 def plan(args, inputs: list[Path], model_path: Path, model_sha: str) -> tuple[list[dict], list[BatchJob]]:

@@ -1,7 +1,7 @@
 """The batch command's reports: ``batch.json`` and ``batch.csv`` (one row per video), ``report.html``, and the
 progress shown on the terminal while the videos are processed.
 
-A row is a plain dict: the job's fields (:meth:`realtime.batch.planning.BatchJob.row`) under what came of it:
+A row is a plain dict: the job's fields (:meth:`realtime.batch.worker.BatchJob.row`) under what came of it:
 ``status`` (done, skipped, failed, unfinished), ``reason``, and for a video that was processed the numbers
 of its ``summary.json``.
 """

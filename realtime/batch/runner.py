@@ -17,8 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from realtime.batch.planning import BatchJob
 from realtime.batch.report import BatchProgress
+from realtime.batch.worker import BatchJob
 from realtime.core.ray_jobs import BoundedJobs, import_ray, start_ray
 
 MAX_ATTEMPTS = 3  # a video whose worker dies this many times is recorded as failed
@@ -65,7 +65,7 @@ def run_jobs(ray, pool: WorkerPool, jobs: list[BatchJob], on_done) -> None:
         ray,
         sorted(jobs, key=lambda j: -j.size),
         len(pool.actors),
-        lambda job, slot: pool.actors[slot].process.remote(job.to_worker(), pool.model),
+        lambda job, slot: pool.actors[slot].process.remote(job, pool.model),
         poll_s=0.25,
         after_each_wait=stop_if_asked,
     )

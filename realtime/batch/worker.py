@@ -12,6 +12,7 @@ A worker killed half-way therefore leaves a folder without ``summary.json``, whi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -19,7 +20,9 @@ import socket
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from realtime.core.files import atomic_write_text, fsync_folder
 
@@ -29,26 +32,44 @@ PARTIAL_PREFIX = ".partial-"
 FORMAT_VERSION = 1
 
 
+@dataclass(frozen=True)
+class BatchJob:
+    """One video to process: where it is and where its outputs go, the settings it runs with and its
+    resume key. ``index`` is its place among the inputs (the order of the table), ``size`` its bytes (the
+    largest go first)."""
+
+    index: int
+    input: str
+    name: str
+    folder: str
+    options: dict[str, Any]  # the fields of realtime.process.RecordedOptions
+    key: dict[str, Any]
+    key_digest: str
+    model: dict[str, str]  # path and sha256
+    size: int
+
+    def row(self, **result: Any) -> dict[str, Any]:
+        """Its row in the table: the job's fields under what came of it (``status``, ``reason``, the summary)."""
+        return {**dataclasses.asdict(self), **result, "index": self.index, "folder": self.folder}
+
+
 def write_json_atomic(path: Path, data) -> None:
     """``data`` as JSON at ``path``, written whole or not at all (the rule of :mod:`realtime.core.files`)."""
     atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
-def _failed(job: dict, reason: str, started: float, remember: bool = True, **extra) -> dict:
+def _failed(job: BatchJob, reason: str, started: float, remember: bool = True, **extra) -> dict:
     """The failure row. ``remember``: the failure is the video's own (it cannot be decoded, shows no face), so
     ``failed.json`` keeps it with the resume key and an unchanged video is not tried again."""
-    row = {"status": "failed", "input": job["input"], "name": job["name"], "reason": reason, **extra}
+    row = {"status": "failed", "input": job.input, "name": job.name, "reason": reason, **extra}
     row["wall_s"] = round(time.perf_counter() - started, 3)
     if remember:
-        write_json_atomic(
-            Path(job["folder"]) / FAILED_FILE, {**row, "key": job["key"], "key_digest": job["key_digest"]}
-        )
+        write_json_atomic(Path(job.folder) / FAILED_FILE, {**row, "key": job.key, "key_digest": job.key_digest})
     return row
 
 
-def process_job(job: dict, classifier, landmarker, provider: str, worker: str = "") -> dict:
-    """Process ``job`` (``input``, ``name``, ``folder``, ``options`` as :class:`RecordedOptions` fields,
-    ``key``, ``key_digest``, ``model``) with an already loaded ``classifier`` and ``landmarker``. Returns
+def process_job(job: BatchJob, classifier, landmarker, provider: str, worker: str = "") -> dict:
+    """Process ``job`` with an already loaded ``classifier`` and ``landmarker``. Returns
     the summary (``status`` ``done``) or the failure (``status`` ``failed`` and a ``reason``); never raises
     for a bad video."""
     from realtime.core.errors import UserInputError
@@ -57,8 +78,8 @@ def process_job(job: dict, classifier, landmarker, provider: str, worker: str = 
 
     started = time.perf_counter()
     cpu_started = time.process_time()  # every thread of this process (the decoder's too): one video at a time
-    source = Path(job["input"])
-    folder = Path(job["folder"])
+    source = Path(job.input)
+    folder = Path(job.folder)
     folder.mkdir(parents=True, exist_ok=True)
     # this folder is now being redone: it must not look finished until it is
     for name in (SUMMARY_FILE, FAILED_FILE):
@@ -71,7 +92,7 @@ def process_job(job: dict, classifier, landmarker, provider: str, worker: str = 
     tmp = folder / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
     try:
-        options = RecordedOptions(**job["options"])
+        options = RecordedOptions(**job.options)
         tracker = FaceTracker(TrackingOptions(max_faces=options.max_faces), landmarker)
         try:
             result = process_recorded(source, tmp, classifier, options, tracker=tracker)
@@ -95,8 +116,8 @@ def process_job(job: dict, classifier, landmarker, provider: str, worker: str = 
         cpu_s = time.process_time() - cpu_started
         summary = {
             "status": "done",
-            "input": job["input"],
-            "name": job["name"],
+            "input": job.input,
+            "name": job.name,
             "frames": stats.frames,
             "corrupt_frames": result.corrupt_frames,
             "duration_s": round(result.duration_s, 3),
@@ -111,13 +132,13 @@ def process_job(job: dict, classifier, landmarker, provider: str, worker: str = 
             "cpu_s": round(cpu_s, 3),  # CPU seconds of all its threads: cpu_s / wall_s is the cores it kept busy
             "provider": provider,
             "worker": worker,
-            "model": job["model"],
-            "settings": job["options"],
+            "model": job.model,
+            "settings": job.options,
             "outputs": sorted(result.files),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "format": FORMAT_VERSION,
-            "key": job["key"],
-            "key_digest": job["key_digest"],
+            "key": job.key,
+            "key_digest": job.key_digest,
         }
         write_json_atomic(folder / SUMMARY_FILE, summary)  # last: the folder is finished
         fsync_folder(folder)
@@ -182,7 +203,7 @@ class VideoWorker:
         self._load(model)
         return {"worker": self.worker, "provider": self.provider, "loads": self.loads}
 
-    def process(self, job: dict, model) -> dict:
+    def process(self, job: BatchJob, model) -> dict:
         self._load(model)
         row = process_job(job, self.classifier, self.landmarker, self.provider, self.worker)
         return {**row, "model_loads": self.loads}

@@ -586,7 +586,9 @@ class FaceSpotter:
         magnitude = max(s.magnitude for s in event_samples)
         moves_peak = np.max(np.stack([s.moves for s in event_samples]), axis=0)
         frame_ms = (offset.t_ms - onset.t_ms) / max(offset.frame_index - onset.frame_index, 1)
-        kind = self._kind(duration, excess_peak, magnitude, gave_up, frame_ms, moves_peak)
+        kind = event_kind(
+            self.options, self._region_names, duration, excess_peak, magnitude, gave_up, frame_ms, moves_peak
+        )
         moved = self._moved(excess_peak)
         self._peak_face = None
         return SpottedEvent(
@@ -665,42 +667,46 @@ class FaceSpotter:
                 i = int(np.clip(round(i + 0.5 * (a - c) / denom), 0, len(values) - 1))
         return samples[i]
 
-    def _kind(
-        self,
-        duration_ms: float,
-        excess_peak: np.ndarray,
-        magnitude: float,
-        gave_up: bool,
-        frame_ms: float = 0.0,
-        moves_peak: np.ndarray | None = None,
-    ) -> str:
-        opts = self.options
-        # durations are measured in whole frames: allow one frame period either way
-        if gave_up or duration_ms > opts.max_ms + frame_ms:
-            return "macro"
-        if duration_ms < opts.min_ms - frame_ms:
-            return "short"
-        names = self._region_names
-        positive = np.maximum(excess_peak, 0.0)
-        top = float(positive.max()) or 1.0
-        eyes = np.array([positive[names.index(n)] for n in EYE_REGIONS])
-        brows = np.array([positive[names.index(n)] for n in BROW_REGIONS])
-        other = max(p for n, p in zip(names, positive, strict=True) if n not in EYE_REGIONS + BROW_REGIONS)
-        # a blink moves both eyes most; the skin between lid and brow moves with the lid, so the brows may
-        # follow, but less than the eye below them (a brow action moves the brow more than the lid)
-        if (
-            eyes.max() >= top - 1e-9
-            and eyes.min() >= 0.5 * top
-            and (brows < opts.blink_brow_share * eyes).all()
-            and other < opts.blink_share * top
-            and (moves_peak is None or min(moves_peak[names.index(n)] for n in EYE_REGIONS) >= opts.blink_movement)
-        ):
-            return "blink"
-        if float((positive >= 0.5 * top).mean()) >= opts.global_fraction:
-            return "global"
-        if opts.macro_movement > 0 and magnitude > opts.macro_movement:
-            return "macro"
-        return "micro"
+
+def event_kind(
+    options: SpotterOptions,
+    region_names: tuple[str, ...],
+    duration_ms: float,
+    excess_peak: np.ndarray,
+    magnitude: float,
+    gave_up: bool,
+    frame_ms: float = 0.0,
+    moves_peak: np.ndarray | None = None,
+) -> str:
+    """What a closed event is, from its duration and how each region moved at its peak (``excess_peak``,
+    ``moves_peak`` in the order of ``region_names``): ``micro``, ``macro`` (too long, or ``gave_up`` on it,
+    or moving more than a micro-expression can), ``short``, ``blink`` or ``global`` (the whole face)."""
+    # durations are measured in whole frames: allow one frame period either way
+    if gave_up or duration_ms > options.max_ms + frame_ms:
+        return "macro"
+    if duration_ms < options.min_ms - frame_ms:
+        return "short"
+    names = region_names
+    positive = np.maximum(excess_peak, 0.0)
+    top = float(positive.max()) or 1.0
+    eyes = np.array([positive[names.index(n)] for n in EYE_REGIONS])
+    brows = np.array([positive[names.index(n)] for n in BROW_REGIONS])
+    other = max(p for n, p in zip(names, positive, strict=True) if n not in EYE_REGIONS + BROW_REGIONS)
+    # a blink moves both eyes most; the skin between lid and brow moves with the lid, so the brows may
+    # follow, but less than the eye below them (a brow action moves the brow more than the lid)
+    if (
+        eyes.max() >= top - 1e-9
+        and eyes.min() >= 0.5 * top
+        and (brows < options.blink_brow_share * eyes).all()
+        and other < options.blink_share * top
+        and (moves_peak is None or min(moves_peak[names.index(n)] for n in EYE_REGIONS) >= options.blink_movement)
+    ):
+        return "blink"
+    if float((positive >= 0.5 * top).mean()) >= options.global_fraction:
+        return "global"
+    if options.macro_movement > 0 and magnitude > options.macro_movement:
+        return "macro"
+    return "micro"
 
 
 class Spotter:

@@ -22,7 +22,7 @@ from realtime.schema import EVENT_KEYS, FaceRecord, FrameRecord, frame_header, m
 from realtime.stages.faces import FaceTracker
 from realtime.stages.outputs import FrameCsvWriter
 from realtime.stages.spotter import REGIONS
-from tests.realtime.au_clips import au_clip, write_frames
+from training.synth.au_clips import au_clip, write_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 # an independent copy of what users were promised (the schema must keep these names and this order)

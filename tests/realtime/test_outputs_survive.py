@@ -251,11 +251,11 @@ import sys
 from pathlib import Path
 from realtime.stages.classify import Classifier, ClassifierOptions
 from realtime.core.landmarks import FaceLandmarker
-from realtime.batch.worker import process_job
+from realtime.batch.worker import BatchJob, process_job
 
 clip, folder, model = sys.argv[1], sys.argv[2], sys.argv[3]
-job = {"input": clip, "name": "long", "folder": folder, "key": {}, "key_digest": "x", "model": model,
-       "options": {"max_faces": 1, "csv": True, "annotate": True}}
+job = BatchJob(index=0, input=clip, name="long", folder=folder, key={}, key_digest="x",
+               model={"path": model, "sha256": ""}, options={"max_faces": 1, "csv": True, "annotate": True}, size=0)
 process_job(job, Classifier(ClassifierOptions(Path(model), "cpu")), FaceLandmarker(), "CPU")
 """
 

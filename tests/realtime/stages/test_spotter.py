@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from realtime.stages.faces import FaceTracker
-from realtime.stages.spotter import REGIONS, FaceSpotter, SpottedEvent, Spotter
+from realtime.stages.spotter import REGIONS, SpottedEvent, Spotter, SpotterOptions, event_kind
 from training.synth.scripted import ClipSpec, TrueEvent, blink, frames, micro
 
 
@@ -76,12 +76,12 @@ def test_two_close_micro_expressions_are_both_found(fps):
 
 
 def _kind(activity: dict[str, float], movement: float = 0.015, duration_ms: float = 200.0, fps: float = 30.0) -> str:
-    spotter = FaceSpotter(0)
-    spotter._region_names = tuple(REGIONS)
     excess = np.array([activity.get(name, 0.01) for name in REGIONS])
     moves = np.full(len(REGIONS), 0.002)
     moves[[list(REGIONS).index("eye_left"), list(REGIONS).index("eye_right")]] = movement
-    return spotter._kind(duration_ms, excess, float(moves.max()), False, 1000.0 / fps, moves)
+    return event_kind(
+        SpotterOptions(), tuple(REGIONS), duration_ms, excess, float(moves.max()), False, 1000.0 / fps, moves
+    )
 
 
 def test_blink_rule_allows_brows_that_follow_the_lids_but_not_brow_actions():

@@ -1,4 +1,7 @@
-"""Generated clips with known action units, made with the lab generator (:mod:`training.synth.videos`).
+"""Hand-timed clips with known action units, made with the lab generator (:mod:`training.synth.videos`).
+
+Where :mod:`training.synth.scripted` moves a photo with hand-placed warps, these clips use the generator's own
+FACS action-unit model, so a test or a benchmark can ask for "AU12, then AU1+2" and know every frame.
 
 A clip is one subject from a shipped, not held-out photo (Grace Hopper) that sits still and then makes the
 given micro-expressions, each an AU combination with a known onset/apex/offset; no distractors, mild sensor
