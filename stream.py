@@ -77,6 +77,9 @@ log = logging.getLogger("microexpr")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from realtime.core.motion import INPUT_KINDS  # the choices come from the code that owns them
+    from realtime.stages.classify import DEVICES
+
     parser = OneLineErrorParser(
         prog="python stream.py",
         description=DESCRIPTION,
@@ -93,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--input",
         dest="input_kind",
-        choices=("auto", "apex", "onset-apex", "flow"),
+        choices=("auto", *INPUT_KINDS),
         default="auto",
         help="the classifier input this run builds: auto (default) whatever the model's metadata asks for; "
         "apex (the apex frame's face), onset-apex (onset and apex faces) or flow (onset-to-apex optical "
@@ -124,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-display", action="store_true", help="no window (servers, batch runs)")
     parser.add_argument(
         "--device",
-        choices=("auto", "cuda", "cpu"),
+        choices=DEVICES,
         default="auto",
         help="where the classifier runs: auto = CUDA if it loads, else CPU (one line says why); cuda = CUDA or "
         "stop with the reason; cpu (default: auto)",

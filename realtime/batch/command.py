@@ -28,7 +28,13 @@ from realtime.batch.planning import collect_inputs, plan, stable_name
 from realtime.batch.report import BatchProgress, write_batch_files, write_batch_report
 from realtime.batch.runner import run_on_ray
 from realtime.batch.worker import BatchJob
-from realtime.cli.arguments import OneLineErrorParser, positive_float, positive_int, run_reporting_errors
+from realtime.cli.arguments import (
+    OneLineErrorParser,
+    flags_for_options,
+    positive_float,
+    positive_int,
+    run_reporting_errors,
+)
 from realtime.core.errors import UserInputError
 from realtime.core.files import file_sha256
 
@@ -92,6 +98,8 @@ exit codes: 0 every video done or skipped, 1 some failed (see batch.csv), 2 bad 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from realtime.stages.classify import DEVICES  # the choices come from the code that owns them
+
     parser = OneLineErrorParser(
         prog="python -m realtime.batch",
         description=DESCRIPTION,
@@ -119,9 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="write OUTDIR/report.html (default: yes)",
     )
-    parser.add_argument(
-        "--device", choices=("auto", "cuda", "cpu"), default="auto", help="where the classifier runs (default: auto)"
-    )
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="where the classifier runs (default: auto)")
     parser.add_argument(
         "--max-faces", type=positive_int, default=1, help="how many faces to follow, largest first (default: 1)"
     )
@@ -158,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
         from realtime.stages.classify import Classifier, ClassifierOptions
 
         # a model that cannot be used is a bad argument: say so before Ray starts (and fail nothing)
-        check = Classifier(ClassifierOptions(model_path, args.device))
+        with flags_for_options({"device": "--device"}):
+            check = Classifier(ClassifierOptions(model_path, args.device))
         del check
         progress = BatchProgress(rows, len(jobs), args.quiet)
         ran = run_on_ray(jobs, model_path, args.device, progress, address=args.address, workers=args.workers)
