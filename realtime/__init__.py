@@ -1,10 +1,13 @@
-"""Streaming side of the project: face detection, 68-landmark fitting, the paper's alignment, apex spotting.
+"""The recognizer: everything that runs without torch (the live recognizer starts fast and stays small).
 
-Everything here runs on OpenCV, dlib, NumPy and ONNX Runtime alone; it never imports torch, so the live
-recognizer starts fast and stays small. Training imports the alignment from here, so a face is cropped
-the same way in both worlds.
+- :mod:`realtime.core` — what the stream and training share (landmarks, the paper's alignment, the
+  classifier's inputs, the model contract, errors, files), so a face is cropped the same way in both worlds;
+- :mod:`realtime.stages` — the streaming stages, capture → faces → spotter → classify → render / outputs;
+- :mod:`realtime.pipeline` (the stages for one frame), :mod:`realtime.process` (the loop over a source),
+  :mod:`realtime.schema` (every event key and CSV column), :mod:`realtime.api` (the Python API);
+- :mod:`realtime.cli` and :mod:`realtime.batch` — what the commands share, and ``python -m realtime.batch``.
 
-The Python API (see :mod:`realtime.api`)::
+The Python API::
 
     from realtime import Recognizer, to_dataframe
     events = list(Recognizer().process("clip.mp4"))
