@@ -26,7 +26,7 @@ from realtime.schema import FrameRecord
 from realtime.stages.outputs import FrameCsvWriter, VideoWriter
 from training.synth.scripted import ClipSpec, frames, micro
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FPS = 30.0
 SHORT = ClipSpec(
     fps=FPS,
