@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.engine import TrainConfig
+from training.config import TrainConfig
 from training.loso import run_loso
 from training.report import write_ablation_table, write_json_atomic
 

@@ -55,7 +55,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser, datasets: Sequence[str]
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    from training.engine import DEVICES, SELECTIONS, TrainConfig
+    from training.config import DEVICES, SELECTIONS, TrainConfig
     from training.losses import LOSSES
     from training.model import ATTENTION_VARIANTS
 
@@ -131,7 +131,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_config(args: argparse.Namespace):
-    from training.engine import TrainConfig
+    from training.config import TrainConfig
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     try:
@@ -189,7 +189,7 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def configure_pretrain(parser: argparse.ArgumentParser) -> None:
-    from training.engine import SPLITS
+    from training.pretrain import SPLITS
 
     _add_data_arguments(parser, ("ckplus", "casme2", "samm"))
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write, e.g. weights/ckplus.pt")
@@ -210,7 +210,7 @@ def configure_pretrain(parser: argparse.ArgumentParser) -> None:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
-    from training.engine import pretrain
+    from training.pretrain import pretrain
 
     index = _read(args)
     crop_set, settings = _crops(args, index)
@@ -387,8 +387,8 @@ def configure_fit(parser: argparse.ArgumentParser) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from training.engine import pretrain
     from training.loso import combined_evaluation
+    from training.pretrain import pretrain
 
     config = _train_config(args)
     index = _read(args)
@@ -509,7 +509,7 @@ def run_ablation_command(args: argparse.Namespace) -> int:
 
 def _run_input_ablation(args: argparse.Namespace) -> int:
     from training.ablation import best_input_row, run_input_ablation
-    from training.engine import pretrain
+    from training.pretrain import pretrain
 
     index = _read(args)
     groups = read_groups(args.groups, index.subjects) if args.groups is not None else None
@@ -569,8 +569,8 @@ def _run_input_ablation(args: argparse.Namespace) -> int:
 def _fit_input_row(args: argparse.Namespace, best: dict, crop_set, pretrained: dict, settings) -> None:
     """Train the chosen row on every subject (``--fit-best``), with its measured figures."""
     from training.ablation import InputRow, input_row_configs
-    from training.engine import pretrain
     from training.loso import combined_evaluation
+    from training.pretrain import pretrain
 
     row = InputRow(best["input"], best["transfer"] == "CK+")
     config = input_row_configs(_train_config(args), row)["by_photo"]
@@ -591,7 +591,7 @@ def _fit_input_row(args: argparse.Namespace, best: dict, crop_set, pretrained: d
 
 
 def _pretrain_for_ablation(args: argparse.Namespace) -> Path:
-    from training.engine import pretrain
+    from training.pretrain import pretrain
 
     out = args.out / "ckplus.pt"
     if out.is_file():

@@ -64,7 +64,7 @@ def test_loso_learns_separable_generated_expressions(loso_run):
 
 
 def test_fit_trains_on_every_subject_and_carries_the_loso_figures(casme2_root, loso_run, tmp_path, capsys):
-    from training.engine import load_checkpoint
+    from training.checkpoints import load_checkpoint
 
     run, cache, _ = loso_run
     checkpoint = tmp_path / "casme2.pt"
@@ -161,9 +161,10 @@ def test_a_bad_argument_is_one_line_and_exit_code_2(casme2_root, argv, needle):
 
 def test_the_choices_offered_are_the_ones_the_code_accepts():
     from training.cli import build_parser
-    from training.engine import DEVICES, SELECTIONS, SPLITS
+    from training.config import DEVICES, SELECTIONS
     from training.losses import LOSSES
     from training.model import ATTENTION_VARIANTS
+    from training.pretrain import SPLITS
 
     parser = build_parser()
     loso = ["loso", "casme2", "--root", "r", "--out", "o"]
