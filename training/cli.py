@@ -42,16 +42,24 @@ def _add_data_arguments(parser: argparse.ArgumentParser, datasets: Sequence[str]
         type=Path,
         help="the coding sheet (.xlsx or .csv); by default found in --root or its parent (CASME II, SAMM)",
     )
-    parser.add_argument(
-        "--protocol",
-        help="label protocol: casme2 5class (default) | 7class | 3class; samm 5class (default) | 8class | "
-        "3class; ckplus 7class",
-    )
+    parser.add_argument("--protocol", help=_protocol_help(datasets))
     parser.add_argument(
         "--cache-dir",
         type=Path,
         help="where aligned crops and chosen apexes are cached (default: $MICROEXPR_CACHE or ~/.cache/microexpr)",
     )
+
+
+def _protocol_help(datasets: Sequence[str]) -> str:
+    """The label protocols of each of ``datasets``, its default marked where it has several."""
+    from training.datasets import DEFAULT_PROTOCOL, PROTOCOLS
+
+    def listed(dataset: str) -> str:
+        protocols = PROTOCOLS[dataset]
+        default = DEFAULT_PROTOCOL[dataset] if len(protocols) > 1 else None
+        return " | ".join(p + (" (default)" if p == default else "") for p in protocols)
+
+    return "label protocol: " + "; ".join(f"{dataset} {listed(dataset)}" for dataset in datasets)
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -189,9 +197,10 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def configure_pretrain(parser: argparse.ArgumentParser) -> None:
+    from training.datasets import DATASETS
     from training.pretrain import SPLITS
 
-    _add_data_arguments(parser, ("ckplus", "casme2", "samm"))
+    _add_data_arguments(parser, DATASETS)
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write, e.g. weights/ckplus.pt")
     parser.add_argument(
         "--split",
@@ -232,7 +241,9 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 
 def configure_loso(parser: argparse.ArgumentParser) -> None:
-    _add_data_arguments(parser, ("casme2", "samm", "ckplus"))
+    from training.datasets import DATASETS
+
+    _add_data_arguments(parser, DATASETS)
     parser.add_argument("--out", type=Path, required=True, help="run folder (resumes when it holds the same run)")
     parser.add_argument(
         "--pretrained",
@@ -367,7 +378,9 @@ def _headline(report: dict, out: Path) -> str:
 
 
 def configure_fit(parser: argparse.ArgumentParser) -> None:
-    _add_data_arguments(parser, ("casme2", "samm", "ckplus"))
+    from training.datasets import DATASETS
+
+    _add_data_arguments(parser, DATASETS)
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write, e.g. weights/casme2.pt")
     parser.add_argument(
         "--pretrained",
@@ -423,6 +436,8 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def configure_ablation(parser: argparse.ArgumentParser) -> None:
+    from training.ablation import INPUT_EVALUATIONS
+
     _add_data_arguments(parser, ("casme2", "samm"))
     parser.add_argument("--out", type=Path, required=True, help="folder of the six runs and ablation.md")
     source = parser.add_mutually_exclusive_group()
@@ -451,8 +466,8 @@ def configure_ablation(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--evaluations",
         nargs="+",
-        choices=("loso", "by_photo"),
-        default=("loso", "by_photo"),
+        choices=INPUT_EVALUATIONS,
+        default=INPUT_EVALUATIONS,
         help="with --inputs: which runs to train (the others are only read when finished)",
     )
     group.add_argument(
