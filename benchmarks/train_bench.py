@@ -38,20 +38,10 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from training.engine import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    TrainConfig,
-    autocast_dtype,
-    build_loss_fn,
-    build_model,
-    build_optimizer,
-    configure_determinism,
-    images_to_tensor,
-    resolve_device,
-    seed_everything,
-    train_one_epoch,
-)
+from training.batches import IMAGENET_MEAN, IMAGENET_STD, images_to_tensor
+from training.config import TrainConfig
+from training.engine import build_loss_fn, build_model, build_optimizer, train_one_epoch
+from training.runtime import autocast_dtype, configure_determinism, resolve_device, seed_everything
 
 NUM_CLASSES = 5
 

@@ -3,7 +3,7 @@
 :func:`export_checkpoint` does, in order:
 
 1. checks the output path (a writable ``.onnx`` file, not a folder) before any slow work;
-2. loads the checkpoint with :func:`training.engine.load_checkpoint` (bad files are a ``UserInputError``);
+2. loads the checkpoint with :func:`training.checkpoints.load_checkpoint` (bad files are a ``UserInputError``);
 3. traces the attention ResNet18 with a softmax appended, with the TorchScript exporter (the dynamo exporter
    needs ``onnxscript``, which is not a dependency), to a temporary file beside the output. Input ``input``
    (N×3×S×S float32, N fixed at 1 unless ``dynamic_batch``), output ``probabilities``. With ``fp16`` the
@@ -48,7 +48,7 @@ from realtime.core.files import atomic_path
 from realtime.core.landmarks import FaceLandmarker
 from realtime.core.model_contract import INPUT_NAME, OUTPUT_NAME, ModelContract, apply_temperature
 from realtime.core.motion import DEFAULT_INPUT_KIND, INPUT_KINDS, build_classifier_input, needs_onset
-from training.engine import ARCH_NAME, load_checkpoint
+from training.checkpoints import ARCH_NAME, load_checkpoint
 from training.model import ATTENTION_VARIANTS
 from training.report import to_jsonable, write_json_atomic
 
@@ -152,7 +152,7 @@ def torch_probabilities(
 
 
 def _load(path: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """:func:`training.engine.load_checkpoint`, with whatever else torch's unpickler throws at a file that
+    """:func:`training.checkpoints.load_checkpoint`, with whatever else torch's unpickler throws at a file that
     is not a checkpoint (an ``IndexError`` for a short text file) also turned into a ``UserInputError``."""
     try:
         return load_checkpoint(path, "cpu")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.engine import TrainConfig
+from training.config import TrainConfig
 from training.loso import run_loso
 from training.report import write_ablation_table, write_json_atomic
 
@@ -125,6 +125,7 @@ def run_ablation(
 
 # --- the classifier-input rows (issue 11) ------------------------------------------------------------------------
 
+INPUT_EVALUATIONS = ("loso", "by_photo")  # the two runs of each input row: by subject, by photo
 CALIBRATION_VAL_SUBJECTS = 1  # inner validation subjects per LOSO fold for the temperature
 INPUT_PAPER = {  # the paper's figures for its own input (apex), by CK+ transfer; CASME II, 5 classes, LOSO
     ("apex", False): (43.37, None),
@@ -193,7 +194,7 @@ def run_input_ablation(
     *,
     alignment: Mapping[str, Any] | None = None,
     train: bool = True,
-    evaluations: tuple[str, ...] = ("loso", "by_photo"),
+    evaluations: tuple[str, ...] = INPUT_EVALUATIONS,
     loso_rows: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every input kind in ``data`` (kind → its CropSet), from scratch and from ``pretrained[kind]`` (CK+),
@@ -289,7 +290,7 @@ def format_input_table(rows: list[dict[str, Any]]) -> str:
     lines = [header, "|" + "|".join(" --- " for _ in range(header.count("|") - 1)) + "|"]
     for row in rows:
         cells = [row["input"], row["transfer"]]
-        for evaluation in ("loso", "by_photo"):
+        for evaluation in INPUT_EVALUATIONS:
             run = row[evaluation]
             if run["status"] != "done" and not run["status"].startswith("partial"):
                 cells += [run["status"], "—", "—"]

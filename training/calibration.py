@@ -13,13 +13,13 @@ same bins.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from realtime.core.files import atomic_path
 from realtime.core.model_contract import apply_temperature
 
 TEMPERATURE_GRID = np.exp(np.linspace(np.log(0.05), np.log(20.0), 481))
@@ -108,10 +108,8 @@ def plot_reliability(curves: Sequence[tuple[str, Sequence[dict[str, Any]], float
     axis.set_ylabel("accuracy")
     axis.set_title("reliability on the held-out folds")
     axis.legend(loc="upper left")
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    figure.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=110)
 
 
 def calibration_summary(raw: np.ndarray, calibrated: np.ndarray, labels: np.ndarray) -> dict[str, Any]:

@@ -42,11 +42,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser, datasets: Sequence[str]
         type=Path,
         help="the coding sheet (.xlsx or .csv); by default found in --root or its parent (CASME II, SAMM)",
     )
-    parser.add_argument(
-        "--protocol",
-        help="label protocol: casme2 5class (default) | 7class | 3class; samm 5class (default) | 8class | "
-        "3class; ckplus 7class",
-    )
+    parser.add_argument("--protocol", help=_protocol_help(datasets))
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -54,8 +50,20 @@ def _add_data_arguments(parser: argparse.ArgumentParser, datasets: Sequence[str]
     )
 
 
+def _protocol_help(datasets: Sequence[str]) -> str:
+    """The label protocols of each of ``datasets``, its default marked where it has several."""
+    from training.datasets import DEFAULT_PROTOCOL, PROTOCOLS
+
+    def listed(dataset: str) -> str:
+        protocols = PROTOCOLS[dataset]
+        default = DEFAULT_PROTOCOL[dataset] if len(protocols) > 1 else None
+        return " | ".join(p + (" (default)" if p == default else "") for p in protocols)
+
+    return "label protocol: " + "; ".join(f"{dataset} {listed(dataset)}" for dataset in datasets)
+
+
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    from training.engine import DEVICES, SELECTIONS, TrainConfig
+    from training.config import DEVICES, SELECTIONS, TrainConfig
     from training.losses import LOSSES
     from training.model import ATTENTION_VARIANTS
 
@@ -131,7 +139,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_config(args: argparse.Namespace):
-    from training.engine import TrainConfig
+    from training.config import TrainConfig
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     try:
@@ -189,9 +197,10 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def configure_pretrain(parser: argparse.ArgumentParser) -> None:
-    from training.engine import SPLITS
+    from training.datasets import DATASETS
+    from training.pretrain import SPLITS
 
-    _add_data_arguments(parser, ("ckplus", "casme2", "samm"))
+    _add_data_arguments(parser, DATASETS)
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write, e.g. weights/ckplus.pt")
     parser.add_argument(
         "--split",
@@ -210,7 +219,7 @@ def configure_pretrain(parser: argparse.ArgumentParser) -> None:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
-    from training.engine import pretrain
+    from training.pretrain import pretrain
 
     index = _read(args)
     crop_set, settings = _crops(args, index)
@@ -232,7 +241,9 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 
 def configure_loso(parser: argparse.ArgumentParser) -> None:
-    _add_data_arguments(parser, ("casme2", "samm", "ckplus"))
+    from training.datasets import DATASETS
+
+    _add_data_arguments(parser, DATASETS)
     parser.add_argument("--out", type=Path, required=True, help="run folder (resumes when it holds the same run)")
     parser.add_argument(
         "--pretrained",
@@ -367,7 +378,9 @@ def _headline(report: dict, out: Path) -> str:
 
 
 def configure_fit(parser: argparse.ArgumentParser) -> None:
-    _add_data_arguments(parser, ("casme2", "samm", "ckplus"))
+    from training.datasets import DATASETS
+
+    _add_data_arguments(parser, DATASETS)
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write, e.g. weights/casme2.pt")
     parser.add_argument(
         "--pretrained",
@@ -387,8 +400,8 @@ def configure_fit(parser: argparse.ArgumentParser) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from training.engine import pretrain
     from training.loso import combined_evaluation
+    from training.pretrain import pretrain
 
     config = _train_config(args)
     index = _read(args)
@@ -423,6 +436,8 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def configure_ablation(parser: argparse.ArgumentParser) -> None:
+    from training.ablation import INPUT_EVALUATIONS
+
     _add_data_arguments(parser, ("casme2", "samm"))
     parser.add_argument("--out", type=Path, required=True, help="folder of the six runs and ablation.md")
     source = parser.add_mutually_exclusive_group()
@@ -451,8 +466,8 @@ def configure_ablation(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--evaluations",
         nargs="+",
-        choices=("loso", "by_photo"),
-        default=("loso", "by_photo"),
+        choices=INPUT_EVALUATIONS,
+        default=INPUT_EVALUATIONS,
         help="with --inputs: which runs to train (the others are only read when finished)",
     )
     group.add_argument(
@@ -509,7 +524,7 @@ def run_ablation_command(args: argparse.Namespace) -> int:
 
 def _run_input_ablation(args: argparse.Namespace) -> int:
     from training.ablation import best_input_row, run_input_ablation
-    from training.engine import pretrain
+    from training.pretrain import pretrain
 
     index = _read(args)
     groups = read_groups(args.groups, index.subjects) if args.groups is not None else None
@@ -569,8 +584,8 @@ def _run_input_ablation(args: argparse.Namespace) -> int:
 def _fit_input_row(args: argparse.Namespace, best: dict, crop_set, pretrained: dict, settings) -> None:
     """Train the chosen row on every subject (``--fit-best``), with its measured figures."""
     from training.ablation import InputRow, input_row_configs
-    from training.engine import pretrain
     from training.loso import combined_evaluation
+    from training.pretrain import pretrain
 
     row = InputRow(best["input"], best["transfer"] == "CK+")
     config = input_row_configs(_train_config(args), row)["by_photo"]
@@ -591,7 +606,7 @@ def _fit_input_row(args: argparse.Namespace, best: dict, crop_set, pretrained: d
 
 
 def _pretrain_for_ablation(args: argparse.Namespace) -> Path:
-    from training.engine import pretrain
+    from training.pretrain import pretrain
 
     out = args.out / "ckplus.pt"
     if out.is_file():

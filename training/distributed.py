@@ -36,7 +36,7 @@ from realtime.core.ray_jobs import BoundedJobs, import_ray, start_ray
 if TYPE_CHECKING:
     import torch
 
-    from training.engine import TrainConfig
+    from training.config import TrainConfig
     from training.preprocess import CropSet
 
 
@@ -102,8 +102,9 @@ def run_fold_task(
     GPU Ray assigned to this task where it assigned one (``config.device`` auto or cuda), else the CPU."""
     import torch
 
-    from training.engine import images_to_tensor, resolve_device
+    from training.batches import images_to_tensor
     from training.loso import train_fold
+    from training.runtime import resolve_device
 
     torch.set_num_threads(max(1, int(threads)))
     device = resolve_device(config.device)

@@ -1,8 +1,10 @@
-"""Training engine: configuration, a fast on-device training loop, evaluation, checkpoints, CK+ pretraining.
+"""Training engine: the model, loss and optimiser a run builds, and a fast on-device training loop.
 
 Laid out like torchvision's ``references/classification/train.py``: :func:`train_one_epoch` and
-:func:`evaluate` are separate, :func:`fit` ties them, and the resolved configuration is saved beside every
-checkpoint.
+:func:`evaluate` are separate and :func:`fit` ties them. The configuration is :mod:`training.config`, the
+device and seeds :mod:`training.runtime`, the batches :mod:`training.batches`, checkpoint files
+:mod:`training.checkpoints`, and training on a whole data set (CK+ pretraining, the deployable model)
+:mod:`training.pretrain`.
 
 Why it is fast. A CASME II fold is ~240 images of 224×224: the whole training set fits on any device as
 ONE uint8 tensor (N×3×S×S, channels_last, ~36 MB). Each step gathers a batch by index on the device,
@@ -17,357 +19,24 @@ Honesty. Nothing here looks at a test set while training: :func:`fit` gets only 
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import math
-import os
-import platform
-import random
-import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-import torchvision
 from torch import nn
 from tqdm import tqdm
 
 from realtime.core.errors import UserInputError
-from realtime.core.files import atomic_path, file_sha256
-from realtime.core.motion import DEFAULT_INPUT_KIND, INPUT_KINDS
 from training import metrics
-from training.losses import LOSSES, build_loss, inverse_frequency_alpha
-from training.model import ATTENTION_VARIANTS, attention_resnet18, load_backbone_weights
-from training.report import to_jsonable, write_json_atomic
-
-if TYPE_CHECKING:  # only for annotations: importing preprocess pulls in the alignment stack
-    from training.preprocess import CropSet
-
-# The model's input normalisation. Crops are stored BGR (OpenCV); the model sees RGB, normalised with
-# ImageNet's statistics so that ImageNet ResNet18 weights a user supplies start from the right scale.
-# These constants also go into checkpoints and the ONNX metadata, so inference normalises identically.
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-CHANNEL_ORDER = "RGB"
-ARCH_NAME = "attention_resnet18"
-CHECKPOINT_FORMAT = 1
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("cosine", "constant")
-SELECTIONS = ("last", "inner-val")
-DEVICES = ("auto", "cpu", "cuda")
-SPLITS = ("random", "subject")
-
-
-def _parse_alpha(value: Any) -> str | tuple[float, ...]:
-    """``'inverse'``, ``'none'``, a list of weights or a comma-separated string of weights."""
-    if value is None:
-        return "none"
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("inverse", "none"):
-            return text
-        try:
-            weights = tuple(float(part) for part in text.split(",") if part.strip())
-        except ValueError:
-            raise ValueError(
-                f"focal loss alpha must be 'inverse', 'none' or weights separated by commas, got {value!r}"
-            ) from None
-    else:
-        weights = tuple(float(v) for v in value)
-    if not weights or any(not math.isfinite(w) or w <= 0 for w in weights):
-        raise ValueError(f"focal loss alpha weights must be positive numbers, got {value!r}")
-    return weights
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a training run. Defaults are for CASME II 5-class LOSO (~240 training
-    images per fold, 26 folds), chosen as follows:
-
-    * attention ``dual``, loss ``focal`` with γ = 2 and α = inverse class frequency of the fold's training
-      labels: the paper's method (γ = 2 is Lin et al.'s default; α counters CASME II's 99 "others" vs 27
-      "repression").
-    * ``epochs`` 30 × ``batch_size`` 32 ≈ 240 optimiser steps per fold: enough to fit ~240 images without a
-      validation set to stop on. ``selection`` ``last`` keeps the final model, so no epoch is ever chosen
-      by looking at the held-out subject.
-    * Adam, ``lr`` 3e-4 with a cosine decay to 0 over the run (the final epochs settle the weights, which
-      is what ``selection="last"`` keeps), ``weight_decay`` 1e-4 (L2; small data over-fits quickly).
-    * ``augment`` on: random horizontal flip, ±5 % shift, ±5 % scale, ±20 % brightness — mild, because a
-      micro-expression IS a small local change that strong warps would drown.
-    * ``image_size`` 224 (the paper's); ``amp`` (CUDA only), ``channels_last`` and ``deterministic`` on.
-    * ``val_subjects`` 3: with ``selection="inner-val"``, three of a fold's 25 training subjects choose the
-      epoch (by their macro F1, ties broken by loss); the test subject never does.
-    * ``input_kind`` what the network sees (:mod:`realtime.core.motion`): ``apex`` (the paper's), ``onset-apex`` or
-      ``flow``. For ``flow`` a flip also negates the horizontal flow; brightness changes apply to ``apex`` only
-      (the other inputs are centred on mid-grey, which a gain would move).
-    * ``calibrate``: each LOSO fold holds ``val_subjects`` of its training subjects out of training and fits a
-      softmax temperature on them (temperature scaling); the test subject never sees it.
-    """
-
-    attention: str = "dual"
-    loss: str = "focal"
-    gamma: float = 2.0
-    alpha: str | tuple[float, ...] = "inverse"
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    optimizer: str = "adam"
-    momentum: float = 0.9  # SGD only
-    lr_schedule: str = "cosine"
-    image_size: int = 224
-    device: str = "auto"
-    seed: int = 0
-    amp: bool = True
-    channels_last: bool = True
-    deterministic: bool = True
-    augment: bool = True
-    flip_probability: float = 0.5
-    max_shift_fraction: float = 0.05
-    max_scale_change: float = 0.05
-    max_brightness_change: float = 0.2
-    selection: str = "last"
-    val_subjects: int = 3
-    input_kind: str = DEFAULT_INPUT_KIND
-    calibrate: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "alpha", _parse_alpha(self.alpha))
-        choices = {
-            "attention": ATTENTION_VARIANTS,
-            "loss": LOSSES,
-            "optimizer": OPTIMIZERS,
-            "lr_schedule": LR_SCHEDULES,
-            "device": DEVICES,
-            "selection": SELECTIONS,
-            "input_kind": INPUT_KINDS,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
-        positive_ints = ("epochs", "image_size", "val_subjects")
-        for name in positive_ints:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2 (batch normalisation), got {self.batch_size}")
-        if self.image_size < 32:
-            raise ValueError(f"image_size must be at least 32 px (ResNet18 downsamples 32×), got {self.image_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.weight_decay < 0 or self.gamma < 0:
-            raise ValueError("weight_decay and gamma must be ≥ 0")
-        if not 0 <= self.flip_probability <= 1:
-            raise ValueError(f"flip_probability must be in [0, 1], got {self.flip_probability}")
-        for name in ("max_shift_fraction", "max_scale_change", "max_brightness_change"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types (``alpha`` weights as a list)."""
-        return to_jsonable(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """The inverse of :meth:`to_dict`; missing keys take their defaults, unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training configuration keys: {', '.join(unknown)}")
-        return cls(**dict(values))
-
-
-# --- devices, seeds, determinism ---------------------------------------------------------------------------
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is the user's error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda was asked for, but PyTorch sees no CUDA GPU; use --device cpu")
-    return torch.device(name)
-
-
-def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: bf16 (or fp16 where bf16 is unsupported) on CUDA with ``amp``; None otherwise."""
-    if not config.amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, numpy's and torch's (CPU and CUDA) global generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def configure_determinism(deterministic: bool) -> None:
-    """Ask torch for deterministic kernels (warning, not failing, where one has none) and turn cuDNN's
-    benchmark autotuner off, which picks kernels by timing and so varies between runs. Process-wide."""
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (CUDA ≥ 10.2)
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.benchmark = not deterministic
-    torch.backends.cudnn.deterministic = deterministic
-
-
-def derive_seed(seed: int, key: str) -> int:
-    """A seed for one unit of work (a LOSO fold: ``key`` = its subject), stable across runs and machines."""
-    digest = hashlib.sha256(f"{int(seed)}:{key}".encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-def environment_versions() -> dict[str, str | None]:
-    """Versions that decide numerics, recorded with every run and checkpoint."""
-    return {
-        "python": platform.python_version(),
-        "torch": str(torch.__version__),  # TorchVersion, a str subclass weights_only loading refuses
-        "torchvision": str(torchvision.__version__),
-        "numpy": str(np.__version__),
-        "cuda": None if torch.version.cuda is None else str(torch.version.cuda),
-        "platform": sys.platform,
-    }
-
-
-# --- images on the device ----------------------------------------------------------------------------------
-
-
-def images_to_tensor(
-    images: np.ndarray,
-    device: torch.device | str,
-    image_size: int | None = None,
-    channels_last: bool = True,
-) -> torch.Tensor:
-    """(N, S, S, 3) uint8 BGR crops → one (N, 3, S', S') uint8 BGR tensor on ``device``.
-
-    Moved once per run. Crops of another size are resized to ``image_size`` here, once, on the device
-    (antialiased bilinear). The NHWC array viewed as NCHW already has channels_last strides.
-    """
-    array = np.ascontiguousarray(images)
-    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
-        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {array.dtype} {array.shape}")
-    tensor = torch.from_numpy(array).to(device).permute(0, 3, 1, 2)
-    if image_size is not None and tuple(tensor.shape[-2:]) != (image_size, image_size):
-        tensor = (
-            F.interpolate(tensor.float(), size=(image_size, image_size), mode="bilinear", antialias=True)
-            .round_()
-            .clamp_(0, 255)
-            .to(torch.uint8)
-        )
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return tensor.contiguous(memory_format=memory_format)
-
-
-def _as_image_tensor(images: np.ndarray | torch.Tensor, device: torch.device, config: TrainConfig) -> torch.Tensor:
-    if isinstance(images, np.ndarray):
-        return images_to_tensor(images, device, config.image_size, config.channels_last)
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected a uint8 (N, 3, S, S) tensor, got {images.dtype} {tuple(images.shape)}")
-    return images.to(device)
-
-
-def to_unit_rgb(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 BGR (B, 3, S, S) → float RGB in [0, 1]."""
-    return batch.flip(1).float().div_(255.0)
-
-
-def normalize(batch: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
-    """Float RGB in [0, 1] → (x − ImageNet mean) / ImageNet std, in the requested memory format."""
-    mean = torch.tensor(IMAGENET_MEAN, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=batch.device, dtype=batch.dtype).view(1, 3, 1, 1)
-    out = (batch - mean) / std
-    return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-
-
-def augment_batch(batch: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
-    """Random flip, shift, scale (one batched ``grid_sample``) and brightness, per sample, on the device.
-
-    ``batch`` is float RGB in [0, 1]. Random numbers come from the CPU ``generator`` (a few per sample),
-    so a seed gives the same augmentation on every device.
-    """
-    n = batch.shape[0]
-    u = torch.rand(n, 5, generator=generator, dtype=torch.float32)
-    flip = torch.where(u[:, 0] < config.flip_probability, -1.0, 1.0)
-    scale = 1.0 + (2 * u[:, 1] - 1) * config.max_scale_change
-    shift = (2 * u[:, 2:4] - 1) * (2 * config.max_shift_fraction)  # grid coordinates span 2 per image side
-    brightness = 1.0 + (2 * u[:, 4] - 1) * config.max_brightness_change
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = flip / scale
-    theta[:, 1, 1] = 1.0 / scale
-    theta[:, :, 2] = shift
-    theta = theta.to(device=batch.device, dtype=batch.dtype)
-    grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
-    out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    if config.input_kind == "flow":  # RGB channel 2 is the horizontal flow (BGR channel 0): a mirror negates it
-        flipped = (flip < 0).to(device=batch.device).view(n, 1, 1)
-        out[:, 2] = torch.where(flipped, 256.0 / 255.0 - out[:, 2], out[:, 2])
-    if config.input_kind == "apex":
-        out = out * brightness.to(device=batch.device, dtype=batch.dtype).view(n, 1, 1, 1)
-    return out.clamp_(0.0, 1.0)
-
-
-def prepare_batch(batch: torch.Tensor, config: TrainConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 BGR batch → the model's input: RGB, augmented when a ``generator`` is given, normalised."""
-    x = to_unit_rgb(batch)
-    if generator is not None:
-        x = augment_batch(x, config, generator)
-    return normalize(x, config.channels_last)
-
+from training.batches import images_to_tensor, normalize, prepare_batch, to_unit_rgb
+from training.config import TrainConfig
+from training.losses import build_loss, inverse_frequency_alpha
+from training.model import attention_resnet18, load_backbone_weights, num_outputs
+from training.runtime import autocast_dtype, configure_determinism, resolve_device, seed_everything
 
 # --- model, loss, optimiser --------------------------------------------------------------------------------
-
-
-def read_pretrained(path: Path, classes: Sequence[str] | None = None) -> tuple[dict[str, torch.Tensor], dict]:
-    """Weights to start from: a checkpoint of this project (``{"model": state_dict, ...}``) or a plain state
-    dict such as torchvision's ImageNet ResNet18 ``.pth``. Loaded with ``weights_only=True``.
-
-    A project checkpoint trained on OTHER classes (CK+'s 7 emotions → CASME II's 5) loses its ``fc``
-    head here, since its outputs mean different things even when the counts match. Returns the state dict
-    and a description (path, sha256, kind).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"pretrained weights {path} do not exist")
-    raw = _torch_load(path)
-    info: dict[str, Any] = {"path": str(path), "sha256": file_sha256(path)}
-    if isinstance(raw, Mapping) and isinstance(raw.get("model"), Mapping):
-        state = dict(raw["model"])
-        info["kind"] = "checkpoint"
-        info["source_classes"] = list(raw.get("classes") or [])
-        if classes is not None and list(raw.get("classes") or []) != list(classes):
-            state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    elif isinstance(raw, Mapping) and all(isinstance(v, torch.Tensor) for v in raw.values()):
-        state = dict(raw)
-        info["kind"] = "state_dict"
-    else:
-        raise UserInputError(f"{path} holds neither a checkpoint of this project nor a state dict of tensors")
-    if not state:
-        raise UserInputError(f"{path} holds no tensors")
-    return state, info
-
-
-def initial_weights(
-    imagenet: Path | None, pretrained: Path | None, classes: Sequence[str]
-) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any]]:
-    """ImageNet weights first, then a project checkpoint over them (its backbone wins where both have a
-    tensor). Returns the merged state dict (None when neither) and their descriptions."""
-    state: dict[str, torch.Tensor] = {}
-    sources: dict[str, Any] = {"imagenet": None, "pretrained": None}
-    if imagenet is not None:
-        weights, sources["imagenet"] = read_pretrained(imagenet, classes)
-        state.update(weights)
-    if pretrained is not None:
-        weights, sources["pretrained"] = read_pretrained(pretrained, classes)
-        state.update(weights)
-    return (state or None), sources
 
 
 def build_model(
@@ -529,13 +198,8 @@ def evaluate(
             logits = model(x)
         outputs.append(torch.softmax(logits.float(), dim=1))
     if not outputs:
-        return np.zeros((0, _num_outputs(model)), dtype=np.float64)
+        return np.zeros((0, num_outputs(model)), dtype=np.float64)
     return torch.cat(outputs).cpu().numpy().astype(np.float64)
-
-
-def _num_outputs(model: nn.Module) -> int:
-    fc = getattr(model, "fc", None)
-    return int(fc.out_features) if isinstance(fc, nn.Linear) else 0
 
 
 def inner_validation_split(
@@ -552,6 +216,14 @@ def inner_validation_split(
     chosen = sorted(rng.choice(unique, size=n_val_subjects, replace=False).tolist())
     is_val = np.isin(np.asarray(subjects), chosen)
     return np.flatnonzero(~is_val), np.flatnonzero(is_val), chosen
+
+
+def _as_image_tensor(images: np.ndarray | torch.Tensor, device: torch.device, config: TrainConfig) -> torch.Tensor:
+    if isinstance(images, np.ndarray):
+        return images_to_tensor(images, device, config.image_size, config.channels_last)
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected a uint8 (N, 3, S, S) tensor, got {images.dtype} {tuple(images.shape)}")
+    return images.to(device)
 
 
 def fit(
@@ -583,7 +255,7 @@ def fit(
         labels = labels.to(device=device, dtype=torch.int64)
     else:
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64, device=device)
-    num_classes = num_classes or _num_outputs(model)
+    num_classes = num_classes or num_outputs(model)
 
     val_images = val_labels = None
     val_subject_names: list[str] = []
@@ -651,253 +323,3 @@ def fit(
         for row in history:
             row["val_subjects"] = val_subject_names
     return model, history
-
-
-# --- checkpoints -------------------------------------------------------------------------------------------
-
-
-def _torch_load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # bytes that do not unpickle fail in any way; all mean "not weights of ours"
-        # torch's own message goes on to suggest weights_only=False, which is unsafe for a file of unknown
-        # origin: keep only what went wrong
-        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}" if str(exc).strip() else type(exc).__name__
-        reason = reason.split(" Re-running `torch.load`")[0].split(". Re-running")[0]
-        raise UserInputError(
-            f"cannot read {path} as PyTorch weights of this project ({reason[:160]}); expected a checkpoint "
-            "written by `python -m training pretrain|fit` or a state dict of tensors"
-        ) from None
-
-
-def save_checkpoint(
-    path: Path,
-    model: nn.Module,
-    *,
-    classes: Sequence[str],
-    config: TrainConfig,
-    image_size: int | None = None,
-    dataset: str = "",
-    protocol: str = "",
-    metrics: Mapping[str, Any] | None = None,
-    alignment: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> Path:
-    """Save a self-describing checkpoint, atomically; it loads with ``torch.load(weights_only=True)``.
-
-    Holds only tensors, str, int, float, bool, None, lists and dicts: the weights (CPU, contiguous), the
-    architecture, class names, input size and normalisation (mean/std/channel order), the training
-    configuration, data set and protocol, metrics, alignment settings and library versions.
-    """
-    num_classes = _num_outputs(model)
-    if num_classes != len(classes):
-        raise ValueError(f"the model has {num_classes} outputs but {len(classes)} class names were given")
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        "arch": {"name": ARCH_NAME, "attention": config.attention, "num_classes": num_classes},
-        "classes": [str(c) for c in classes],
-        "image_size": int(image_size or config.image_size),
-        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "channel_order": CHANNEL_ORDER},
-        "config": config.to_dict(),
-        "dataset": dataset,
-        "protocol": protocol,
-        "metrics": to_jsonable(dict(metrics or {})),
-        "alignment": to_jsonable(dict(alignment or {})),
-        "versions": environment_versions(),
-    }
-    if extra:
-        payload.update(to_jsonable(dict(extra)))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
-
-
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """The model of a checkpoint written by :func:`save_checkpoint` (eval mode, on ``device``) and its
-    metadata (everything but the weights). A missing file, a file that is not a checkpoint of this
-    project, or one of another architecture raises :class:`UserInputError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"checkpoint {path} does not exist")
-    payload = _torch_load(path)
-    if not isinstance(payload, Mapping) or not isinstance(payload.get("model"), Mapping):
-        raise UserInputError(f"{path} is not a checkpoint of this project (no 'model' state dict)")
-    arch = payload.get("arch")
-    if not isinstance(arch, Mapping) or arch.get("name") != ARCH_NAME:
-        name = arch.get("name") if isinstance(arch, Mapping) else None
-        raise UserInputError(f"{path} holds a checkpoint of architecture {name!r}, not {ARCH_NAME!r}")
-    try:
-        model = attention_resnet18(num_classes=int(arch["num_classes"]), attention=str(arch["attention"]))
-        model.load_state_dict(payload["model"])
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise UserInputError(f"{path} does not match the {ARCH_NAME} it declares: {exc}") from None
-    meta = {k: v for k, v in payload.items() if k != "model"}
-    return model.to(device).eval(), meta
-
-
-# --- CK+ pretraining ----------------------------------------------------------------------------------------
-
-
-def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per class, ``round(test_fraction × n_c)`` samples go to test (at most n_c − 1): the paper's 8:2 split."""
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    test: list[int] = []
-    for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        k = min(round(test_fraction * len(members)), len(members) - 1)
-        test.extend(members[:k].tolist())
-    is_test = np.zeros(len(labels), dtype=bool)
-    is_test[test] = True
-    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
-
-
-def subject_split(subjects: Sequence[str], test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Whole subjects, in a seeded random order, go to test until it holds ``test_fraction`` of the
-    samples: no person on both sides."""
-    names = np.asarray(subjects)
-    unique = sorted(set(subjects))
-    if len(unique) < 2:
-        raise UserInputError("a split by subject needs at least two subjects")
-    order = np.random.default_rng(seed).permutation(unique)
-    target = test_fraction * len(names)
-    chosen: list[str] = []
-    count = 0
-    for subject in order[:-1]:  # at least one subject stays for training
-        if count >= target:
-            break
-        chosen.append(str(subject))
-        count += int(np.sum(names == subject))
-    is_test = np.isin(names, chosen)
-    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
-
-
-def pretrain(
-    data: CropSet,
-    config: TrainConfig,
-    split: str = "random",
-    test_fraction: float = 0.2,
-    *,
-    out: Path,
-    imagenet: Path | None = None,
-    pretrained: Path | None = None,
-    alignment: Mapping[str, Any] | None = None,
-    progress: bool = True,
-    evaluation: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Train on a whole data set (the paper's CK+ step) and save the checkpoint to transfer from.
-
-    ``split="random"`` is the paper's stratified 8:2 split of images; ``"subject"`` keeps every person on
-    one side (the honest figure: CK+'s three frames per sequence are near-duplicates). The held-out part
-    is evaluated ONCE, after training, and only reported. Writes ``out`` (the checkpoint) and, beside it,
-    ``<stem>.config.json`` (resolved configuration, split, versions) and ``<stem>.metrics.json``; returns
-    the metrics summary.
-
-    ``test_fraction=0`` trains on everything: the deployable model of ``python -m training fit``, whose
-    honest figures come from a LOSO run of the same configuration, passed as ``evaluation`` (stored as the
-    checkpoint's metrics). ``imagenet`` and ``pretrained`` (a project checkpoint, e.g. CK+) are the initial
-    weights, merged as in LOSO (:func:`initial_weights`).
-    """
-    if split not in SPLITS:
-        raise UserInputError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    if not 0 <= test_fraction < 1:
-        raise UserInputError(f"test fraction must be in [0, 1), got {test_fraction}")
-    out = Path(out)
-    if getattr(data, "input_kind", DEFAULT_INPUT_KIND) != config.input_kind:
-        raise UserInputError(
-            f"the data holds {data.input_kind!r} inputs but the configuration asks for {config.input_kind!r}"
-        )
-    classes = list(data.classes)
-    labels = np.asarray(data.labels, dtype=np.int64)
-    if test_fraction == 0:
-        train_idx, test_idx = np.arange(len(labels)), np.zeros(0, dtype=np.int64)
-    elif split == "random":
-        train_idx, test_idx = stratified_split(labels, test_fraction, config.seed)
-    else:
-        train_idx, test_idx = subject_split(data.subjects, test_fraction, config.seed)
-
-    pretrained_state, sources = initial_weights(imagenet, pretrained, classes)
-    seed_everything(config.seed)
-    model, load_info = build_model(config, len(classes), pretrained_state)
-    named = [src["path"] for src in (sources["imagenet"], sources["pretrained"]) if src]
-    if named:
-        print(describe_load(load_info, " + ".join(named)), file=sys.stderr)
-
-    device = resolve_device(config.device)
-    all_images = images_to_tensor(data.images, device, config.image_size, config.channels_last)
-    started = time.perf_counter()
-    model, history = fit(
-        model,
-        all_images[torch.as_tensor(train_idx, device=device)],
-        labels[train_idx],
-        config,
-        num_classes=len(classes),
-        subjects=[data.subjects[i] for i in train_idx],
-        seed=config.seed,
-        progress=progress,
-        desc=f"pretrain {data.dataset or 'data'}",
-    )
-    seconds = time.perf_counter() - started
-    result: dict[str, Any] = {
-        "checkpoint": str(out),
-        "dataset": data.dataset,
-        "protocol": data.protocol,
-        "classes": classes,
-        "split": split,
-        "test_fraction": test_fraction,
-        "n_train": len(train_idx),
-        "n_test": len(test_idx),
-        "n_train_subjects": len({data.subjects[i] for i in train_idx}),
-        "n_test_subjects": len({data.subjects[i] for i in test_idx}),
-        "final_train_loss": history[-1]["train_loss"],
-        "selected_epoch": next(row["epoch"] for row in history if row.get("selected")),
-        "train_seconds": seconds,
-        "initial_weights": None,
-    }
-    if named:
-        result["initial_weights"] = {**sources, **{k: v for k, v in load_info.items() if k != "skipped"}}
-    if len(test_idx):
-        probs = evaluate(
-            model,
-            all_images[torch.as_tensor(test_idx, device=device)],
-            config.batch_size,
-            amp_dtype=autocast_dtype(config, device),
-            channels_last=config.channels_last,
-        )
-        result["test"] = metrics.summarize(labels[test_idx], probs.argmax(axis=1), classes)
-    save_checkpoint(
-        out,
-        model,
-        classes=classes,
-        config=config,
-        dataset=data.dataset,
-        protocol=data.protocol,
-        metrics=dict(evaluation) if evaluation is not None else result.get("test", {}),
-        alignment=alignment,
-        extra={
-            "protocol_notes": {"split": split, "test_fraction": test_fraction, "n_train": len(train_idx)},
-            "n_samples": len(labels),
-            "n_subjects": len(set(data.subjects)),
-            "initial_weights": sources,
-        },
-    )
-    write_json_atomic(
-        out.with_suffix(".config.json"),
-        {
-            "config": config.to_dict(),
-            "dataset": data.dataset,
-            "protocol": data.protocol,
-            "classes": classes,
-            "split": split,
-            "test_fraction": test_fraction,
-            "alignment": dict(alignment or {}),
-            "imagenet": sources["imagenet"],
-            "pretrained": sources["pretrained"],
-            "versions": environment_versions(),
-        },
-    )
-    write_json_atomic(out.with_suffix(".metrics.json"), {**result, "history": history})
-    return result

@@ -40,23 +40,13 @@ from tqdm import tqdm
 from realtime.core.errors import UserInputError
 from realtime.core.model_contract import apply_temperature
 from training import metrics
+from training.batches import images_to_tensor
 from training.calibration import calibration_summary, fit_temperature
-from training.engine import (
-    TrainConfig,
-    autocast_dtype,
-    build_model,
-    derive_seed,
-    describe_load,
-    environment_versions,
-    evaluate,
-    fit,
-    images_to_tensor,
-    initial_weights,
-    inner_validation_split,
-    resolve_device,
-    seed_everything,
-)
+from training.checkpoints import initial_weights
+from training.config import TrainConfig
+from training.engine import build_model, describe_load, evaluate, fit, inner_validation_split
 from training.report import write_json_atomic, write_report
+from training.runtime import autocast_dtype, derive_seed, environment_versions, resolve_device, seed_everything
 
 if TYPE_CHECKING:  # annotations only: importing preprocess pulls in the alignment stack (dlib)
     from training.preprocess import CropSet
@@ -186,7 +176,7 @@ def train_fold(
     """Train on every subject but ``subject`` and predict ``subject``'s samples once.
 
     ``images`` is the whole data set as one uint8 tensor on the training device (from
-    :func:`training.engine.images_to_tensor`); only the training rows are handed to ``fit``, the test rows
+    :func:`training.batches.images_to_tensor`); only the training rows are handed to ``fit``, the test rows
     only to ``evaluate``. Returns the fold's record (what ``folds/<subject>.json`` holds).
     """
     subjects = np.asarray(data.subjects)

@@ -127,6 +127,13 @@ def attention_resnet18(
     return ResNet(_block_with(get_attention(attention)), [2, 2, 2, 2], num_classes=num_classes, norm_layer=norm_layer)
 
 
+def num_outputs(model: nn.Module) -> int:
+    """The number of classes ``model``'s ``fc`` head predicts (0 when it has no linear head): what a
+    checkpoint records and an empty evaluation's shape needs."""
+    fc = getattr(model, "fc", None)
+    return int(fc.out_features) if isinstance(fc, nn.Linear) else 0
+
+
 def load_backbone_weights(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, list[str]]:
     """Copy every tensor whose name and shape match (ImageNet ResNet18, or a CK+ checkpoint for transfer).
 

@@ -8,7 +8,6 @@ file that a resumed run would trust.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from realtime.core.files import atomic_path, atomic_write_text
+from realtime.core.files import atomic_path, atomic_write_json, atomic_write_text
 from training.report_html import figure_bytes, format_html, paper_line, plot_folds
 
 
@@ -47,8 +46,11 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """``data`` as indented JSON at ``path``, atomically."""
-    write_text_atomic(path, json.dumps(to_jsonable(data), indent=2) + "\n")
+    """``data`` (NumPy values and paths included: :func:`to_jsonable`) as indented JSON at ``path`` (its folder
+    created), by :func:`realtime.core.files.atomic_write_json`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, to_jsonable(data))
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from realtime.batch.planning import read_json_object
-from realtime.batch.worker import SUMMARY_FILE, write_json_atomic
+from realtime.batch.worker import SUMMARY_FILE, write_json
 from realtime.core.files import atomic_open
 
 BATCH_COLUMNS = (
@@ -60,7 +60,7 @@ def write_batch_files(out: Path, rows: list[dict], meta: dict) -> list[dict]:
     """``batch.json`` (the rows and how the run went) and ``batch.csv`` (one row per video, one column per
     label), both written atomically. Returns the table rows."""
     table = [table_row(r) for r in sorted(rows, key=lambda r: r["index"])]
-    write_json_atomic(out / "batch.json", {**meta, "videos": table})
+    write_json(out / "batch.json", {**meta, "videos": table})
     labels = sorted({label for r in table for label in r["events_per_label"]})
     with atomic_open(out / "batch.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import socket
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from realtime.core.files import atomic_write_text, fsync_folder
+from realtime.core.files import atomic_write_json, fsync_folder
 
 SUMMARY_FILE = "summary.json"
 FAILED_FILE = "failed.json"  # a video that failed for a reason of its own (unreadable, no face), with its key
@@ -53,9 +52,9 @@ class BatchJob:
         return {**dataclasses.asdict(self), **result, "index": self.index, "folder": self.folder}
 
 
-def write_json_atomic(path: Path, data) -> None:
-    """``data`` as JSON at ``path``, written whole or not at all (the rule of :mod:`realtime.core.files`)."""
-    atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+def write_json(path: Path, data: object) -> None:
+    """A batch file (``summary.json``, ``failed.json``, ``batch.json``): JSON written whole or not at all."""
+    atomic_write_json(path, data, indent=1, ensure_ascii=False)
 
 
 def _failed(job: BatchJob, reason: str, started: float, remember: bool = True, **extra) -> dict:
@@ -64,7 +63,7 @@ def _failed(job: BatchJob, reason: str, started: float, remember: bool = True, *
     row = {"status": "failed", "input": job.input, "name": job.name, "reason": reason, **extra}
     row["wall_s"] = round(time.perf_counter() - started, 3)
     if remember:
-        write_json_atomic(Path(job.folder) / FAILED_FILE, {**row, "key": job.key, "key_digest": job.key_digest})
+        write_json(Path(job.folder) / FAILED_FILE, {**row, "key": job.key, "key_digest": job.key_digest})
     return row
 
 
@@ -140,7 +139,7 @@ def process_job(job: BatchJob, classifier, landmarker, provider: str, worker: st
             "key": job.key,
             "key_digest": job.key_digest,
         }
-        write_json_atomic(folder / SUMMARY_FILE, summary)  # last: the folder is finished
+        write_json(folder / SUMMARY_FILE, summary)  # last: the folder is finished
         fsync_folder(folder)
         return summary
     finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -110,6 +111,11 @@ def atomic_write_text(path: Path | str, text: str, encoding: str = "utf-8", newl
     with atomic_open(path, "w", encoding=encoding, newline=newline) as handle:
         handle.write(text)
     return Path(path)
+
+
+def atomic_write_json(path: Path | str, data: object, indent: int = 2, ensure_ascii: bool = True) -> Path:
+    """``data`` as indented JSON (and a final newline) at ``path``, by the rule of this module. Returns ``path``."""
+    return atomic_write_text(path, json.dumps(data, indent=indent, ensure_ascii=ensure_ascii) + "\n")
 
 
 def file_sha256(path: Path | str) -> str:

@@ -30,7 +30,8 @@ from realtime.core.align import AlignmentSettings, align_largest_face
 from realtime.core.landmarks import FaceLandmarker
 from realtime.core.motion import INPUT_KINDS, needs_onset
 from realtime.stages.classify import Classifier, ClassifierOptions
-from training.engine import TrainConfig, load_checkpoint, save_checkpoint
+from training.checkpoints import load_checkpoint, save_checkpoint
+from training.config import TrainConfig
 from training.model import ATTENTION_VARIANTS, attention_resnet18
 
 SIZE = 64

@@ -64,7 +64,7 @@ def test_loso_learns_separable_generated_expressions(loso_run):
 
 
 def test_fit_trains_on_every_subject_and_carries_the_loso_figures(casme2_root, loso_run, tmp_path, capsys):
-    from training.engine import load_checkpoint
+    from training.checkpoints import load_checkpoint
 
     run, cache, _ = loso_run
     checkpoint = tmp_path / "casme2.pt"
@@ -161,9 +161,10 @@ def test_a_bad_argument_is_one_line_and_exit_code_2(casme2_root, argv, needle):
 
 def test_the_choices_offered_are_the_ones_the_code_accepts():
     from training.cli import build_parser
-    from training.engine import DEVICES, SELECTIONS, SPLITS
+    from training.config import DEVICES, SELECTIONS
     from training.losses import LOSSES
     from training.model import ATTENTION_VARIANTS
+    from training.pretrain import SPLITS
 
     parser = build_parser()
     loso = ["loso", "casme2", "--root", "r", "--out", "o"]
@@ -193,3 +194,69 @@ def test_tiny_commands_work_end_to_end(tmp_path, capsys):
     sequences = manifest["expected_counts"]["7class"]  # the reader takes the last frames of each sequence
     expected = {label: n * DEFAULT_FRAMES_PER_SEQUENCE for label, n in sequences.items()}
     assert summary["n_subjects"] == 2 and summary["per_class"] == expected
+
+
+def test_summary_finds_the_counts_the_generator_wrote(casme2_root, tmp_path, capsys):
+    """Per protocol, ``summary`` counts exactly the samples the generator's manifest says a reader keeps."""
+    from training.synth import SynthManifest
+
+    manifest = SynthManifest.load(casme2_root)
+    for protocol in ("5class", "7class"):
+        argv = ["summary", "casme2", "--root", str(casme2_root), "--protocol", protocol]
+        assert main([*argv, "--cache-dir", str(tmp_path)]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["per_class"] == manifest.expected_counts[protocol]
+
+
+def test_the_data_set_protocol_and_evaluation_choices_are_the_ones_the_code_exports(capsys):
+    from training.ablation import INPUT_EVALUATIONS
+    from training.cli import build_parser
+    from training.datasets import DATASETS, DEFAULT_PROTOCOL, PROTOCOLS
+    from training.synth.layouts import WRITERS
+
+    parser = build_parser()
+    for dataset in DATASETS:
+        assert parser.parse_args(["summary", dataset, "--root", "r"]).dataset == dataset
+        for command in ("pretrain", "loso", "fit"):
+            assert parser.parse_args([command, dataset, "--root", "r", "--out", "o"]).dataset == dataset
+    assert set(WRITERS) <= set(DATASETS)
+    ablation = ["ablation", "casme2", "--root", "r", "--out", "o", "--inputs", "apex"]
+    assert tuple(parser.parse_args(ablation).evaluations) == INPUT_EVALUATIONS
+    for evaluation in INPUT_EVALUATIONS:
+        assert parser.parse_args([*ablation, "--evaluations", evaluation]).evaluations == [evaluation]
+    assert parser.parse_args(["loso", "casme2", "--root", "r", "--out", "o"]).protocol is None  # reader's default
+    with pytest.raises(SystemExit):
+        parser.parse_args(["loso", "--help"])
+    page = " ".join(capsys.readouterr().out.split())
+    for dataset, protocols in PROTOCOLS.items():
+        assert f"{dataset} {DEFAULT_PROTOCOL[dataset]}" in page
+        assert all(protocol in page for protocol in protocols)
+
+
+@pytest.mark.parametrize(
+    ("flag", "command"),
+    [
+        ("--attention", "loso"),
+        ("--loss", "loso"),
+        ("--device", "fit"),
+        ("--selection", "loso"),
+        ("--input", "pretrain"),
+        ("--split", "pretrain"),
+    ],
+)
+def test_a_value_outside_the_exported_choices_is_refused_in_one_line(flag, command, tmp_path, capsys):
+    argv = [command, "casme2", "--root", str(tmp_path), "--out", str(tmp_path / "o"), flag, "not-a-choice"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and flag in lines[0] and "not-a-choice" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_input_through_main_is_one_line_and_exit_code_2(tmp_path, capsys):
+    missing = tmp_path / "no-such-casme2"
+    assert main(["summary", "casme2", "--root", str(missing), "--cache-dir", str(tmp_path / "cache")]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == "" and len(lines) == 1 and lines[0].startswith("error:") and str(missing) in lines[0]

@@ -7,28 +7,12 @@ import pytest
 import torch
 
 from realtime.core.errors import UserInputError
-from training.engine import (
-    ARCH_NAME,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    TrainConfig,
-    augment_batch,
-    build_loss_fn,
-    build_model,
-    build_optimizer,
-    evaluate,
-    fit,
-    images_to_tensor,
-    load_checkpoint,
-    prepare_batch,
-    pretrain,
-    read_pretrained,
-    save_checkpoint,
-    stratified_split,
-    subject_split,
-    train_one_epoch,
-)
+from training.batches import IMAGENET_MEAN, IMAGENET_STD, augment_batch, images_to_tensor, prepare_batch
+from training.checkpoints import ARCH_NAME, load_checkpoint, read_pretrained, save_checkpoint
+from training.config import TrainConfig
+from training.engine import build_loss_fn, build_model, build_optimizer, evaluate, fit, train_one_epoch
 from training.preprocess import CropSet
+from training.pretrain import pretrain, stratified_split, subject_split
 
 SIZE = 32
 FAST = dict(image_size=SIZE, device="cpu", channels_last=False, batch_size=8)

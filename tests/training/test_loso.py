@@ -8,7 +8,8 @@ import torch
 
 import training.loso as loso
 from realtime.core.errors import UserInputError
-from training.engine import TrainConfig, fit
+from training.config import TrainConfig
+from training.engine import fit
 from training.preprocess import CropSet
 
 SIZE = 32
@@ -147,7 +148,9 @@ def test_a_folder_of_another_configuration_is_refused_unless_overwritten(tmp_pat
 
 
 def test_config_json_records_the_run_and_the_pretrained_weights(tmp_path, monkeypatch):
-    from training.engine import build_model, file_sha256, save_checkpoint
+    from realtime.core.files import file_sha256
+    from training.checkpoints import save_checkpoint
+    from training.engine import build_model
 
     data = colour_crop_set(n_subjects=3, per_class=1)
     config = TrainConfig(**QUICK)
@@ -189,7 +192,7 @@ def test_inner_validation_subjects_come_from_the_training_subjects_of_the_fold(t
 
 
 def test_fold_seeds_depend_on_the_seed_and_the_subject():
-    from training.engine import derive_seed
+    from training.runtime import derive_seed
 
     assert derive_seed(0, "sub01") == derive_seed(0, "sub01")
     assert len({derive_seed(0, "sub01"), derive_seed(0, "sub02"), derive_seed(1, "sub01")}) == 3

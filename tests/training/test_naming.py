@@ -8,9 +8,10 @@ import pytest
 from realtime.core.align import AlignmentSettings
 from realtime.core.motion import INPUT_KINDS
 from training.calibration import expected_calibration_error, fit_temperature
+from training.config import TrainConfig
 from training.datasets import read_dataset
-from training.engine import TrainConfig, pretrain
 from training.preprocess import build_crop_set
+from training.pretrain import pretrain
 from training.synth.layouts import write_casme2
 
 SIZE = 32

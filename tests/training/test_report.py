@@ -8,7 +8,9 @@ import pytest
 
 import training.loso as loso
 from training import ablation
-from training.engine import TrainConfig, build_model, save_checkpoint
+from training.checkpoints import save_checkpoint
+from training.config import TrainConfig
+from training.engine import build_model
 from training.preprocess import CropSet
 from training.report import format_ablation_table, format_markdown, write_report
 

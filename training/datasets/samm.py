@@ -4,7 +4,7 @@ Layout (see ``shared/datasets.md``): ``<root>/006/006_1_2/006_05562.jpg`` — su
 number, clip folders named as the sheet's Filename, frames numbered by the LAST integer group of their
 names (the pattern varies between releases). The coding sheet (``SAMM_Micro_FACS_Codes_v2.xlsx``, name
 varies) has title rows above its header, which :func:`training.datasets.sheets.read_sheet` finds by the
-column names. Rows are read by :func:`training.datasets.casme2.read_coded_clips`, so the quirks (apex
+column names. Rows are read by :func:`training.datasets.coded_clips.read_coded_clips`, so the quirks (apex
 missing or ``-1``, offsets, missing folders) are handled and reported exactly as for CASME II.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from realtime.core.errors import UserInputError
 from realtime.core.landmarks import FaceLandmarker, LazyLandmarker
 from training.datasets.base import SAMM_LABELS, DatasetIndex, protocol_classes, resolve_protocol
-from training.datasets.casme2 import (
+from training.datasets.coded_clips import (
     CODED_CLIP_COLUMNS,
     OPTIONAL_COLUMNS,
     ClipLayout,

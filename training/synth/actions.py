@@ -61,9 +61,9 @@ bridge and the eye corners (the alignment levels the eyes on 39 and 42, so they 
 
 
 @dataclass(frozen=True)
-class FaceFrame:
-    """The face's own axes: origin between the eyes, ``ex`` towards the image-right eye, ``ey`` towards
-    the chin, both unit vectors in image pixels, and the IOD in pixels."""
+class FaceAxes:
+    """The face frame, the face's own axes: origin between the eyes, ``ex`` towards the image-right eye,
+    ``ey`` towards the chin, both unit vectors in image pixels, and the IOD in pixels."""
 
     origin: tuple[float, float]
     ex: tuple[float, float]
@@ -71,7 +71,7 @@ class FaceFrame:
     iod: float
 
     @classmethod
-    def from_landmarks(cls, landmarks: np.ndarray) -> FaceFrame:
+    def from_landmarks(cls, landmarks: np.ndarray) -> FaceAxes:
         points = np.asarray(landmarks, dtype=np.float64)
         right, left = points[RIGHT_EYE].mean(axis=0), points[LEFT_EYE].mean(axis=0)
         axis = left - right
@@ -131,7 +131,7 @@ class ActionUnit:
 
 def _eyelid_closure(landmarks: np.ndarray, fraction: float) -> np.ndarray:
     """Upper lids move down (and lower lids a little up) to close each eye by ``fraction`` of its opening."""
-    frame = FaceFrame.from_landmarks(landmarks)
+    frame = FaceAxes.from_landmarks(landmarks)
     points = np.asarray(landmarks, dtype=np.float64)
     out = np.zeros((N_LANDMARKS, 2))
     for upper, lower in ((37, 41), (38, 40), (43, 47), (44, 46)):
@@ -352,7 +352,7 @@ def expression_displacements(
     eye instead of pushing the lower lid through the upper one.
     """
     points = np.asarray(landmarks, dtype=np.float64)
-    frame = FaceFrame.from_landmarks(points)
+    frame = FaceAxes.from_landmarks(points)
     face = np.zeros((N_LANDMARKS, 2))
     for code in codes:
         unit = ACTION_UNITS[code.au]

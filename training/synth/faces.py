@@ -32,7 +32,7 @@ from training.synth.actions import (
     PINNED,
     SIDE,
     AUCode,
-    FaceFrame,
+    FaceAxes,
     expression_displacements,
 )
 from training.synth.warp import DEFAULT_WARP, DisplacementField, WarpSettings, anchor_ring, fit_field
@@ -75,7 +75,7 @@ class FacePhoto:
 
     @property
     def iod(self) -> float:
-        return FaceFrame.from_landmarks(self.landmarks).iod
+        return FaceAxes.from_landmarks(self.landmarks).iod
 
 
 _PHOTO_CACHE: dict[tuple[str, int, int], FacePhoto] = {}
@@ -232,8 +232,8 @@ class Face:
     landmarks: np.ndarray = field(repr=False)
 
     @property
-    def frame(self) -> FaceFrame:
-        return FaceFrame.from_landmarks(self.landmarks)
+    def frame(self) -> FaceAxes:
+        return FaceAxes.from_landmarks(self.landmarks)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -310,7 +310,7 @@ class Subject:
         )
 
         if any(self.look.morph):
-            frame = FaceFrame.from_landmarks(points)
+            frame = FaceAxes.from_landmarks(points)
             moves = frame.to_pixels(morph_displacements(self.look.morph))
             controls, control_moves = control_points(points, moves, frame.iod)
             morph, _ = fit_field(controls, control_moves, frame.iod, (width, height))

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from realtime.core.errors import UserInputError
-from training.synth.actions import MIRROR, N_LANDMARKS, FaceFrame
+from training.synth.actions import MIRROR, N_LANDMARKS, FaceAxes
 
 FOCAL_IOD = 10.0
 """The camera's focal length in inter-ocular distances (a webcam about 60 cm from the face)."""
@@ -105,7 +105,7 @@ class FaceMesh:
         points = np.asarray(landmarks, dtype=np.float64)
         if points.shape != (N_LANDMARKS, 2):
             raise UserInputError(f"a face mesh needs 68 landmarks, got an array of shape {points.shape}")
-        self.frame = FaceFrame.from_landmarks(points)
+        self.frame = FaceAxes.from_landmarks(points)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.grid_step = max(1, int(grid_step))
         width, height = self.image_size

@@ -56,7 +56,7 @@ from realtime.core.errors import UserInputError
 from training.synth.actions import (
     N_LANDMARKS,
     AUCode,
-    FaceFrame,
+    FaceAxes,
     choose_action_units,
     expression_displacements,
     format_action_units,
@@ -786,7 +786,7 @@ class RealisticRenderer:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         self.image = image
         self.neutral = points
-        frame = FaceFrame.from_landmarks(points)
+        frame = FaceAxes.from_landmarks(points)
         self.iod = frame.iod
         self.mesh = FaceMesh(points, (width, height))
         self.fields = [self._event_moves(e) for e in spec.events]
@@ -810,7 +810,7 @@ class RealisticRenderer:
 
     def _event_moves(self, event: VideoEvent) -> np.ndarray:
         """An event's landmark movement at weight 1 (68×2, face frame, IOD units)."""
-        frame = FaceFrame.from_landmarks(self.neutral)
+        frame = FaceAxes.from_landmarks(self.neutral)
         if event.kind == "blink":
             pixels = expression_displacements(self.neutral, event.codes, 1.0, max_closure=0.9)
         else:
@@ -823,7 +823,7 @@ class RealisticRenderer:
         """Every face vertex's own movement on every frame (T×M×2, face frame, IOD units)."""
         spec = self.spec
         n, m = spec.n_frames, len(self.mesh.face_points)
-        frame = FaceFrame.from_landmarks(self.neutral)
+        frame = FaceAxes.from_landmarks(self.neutral)
         own = spec.jitter.copy()
         for number, weights in spec.au_tracks:
             unit = frame.to_face(expression_displacements(self.neutral, (AUCode(number),), 1.0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 
 import pytest
 
@@ -12,6 +13,7 @@ from realtime.core.files import (
     atomic_open,
     atomic_path,
     atomic_write_bytes,
+    atomic_write_json,
     atomic_write_text,
     file_sha256,
 )
@@ -22,8 +24,12 @@ from realtime.core.files import (
     [
         (lambda p: atomic_write_text(p, "héllo\n"), lambda p: p.read_text(encoding="utf-8")),
         (lambda p: atomic_write_bytes(p, "héllo\n".encode()), lambda p: p.read_bytes().decode()),
+        (
+            lambda p: atomic_write_json(p, {"word": "héllo"}, ensure_ascii=False),
+            lambda p: json.loads(p.read_text(encoding="utf-8"))["word"] + "\n",
+        ),
     ],
-    ids=["text", "bytes"],
+    ids=["text", "bytes", "json"],
 )
 def test_a_write_replaces_the_target_and_leaves_nothing_beside_it(tmp_path, write, read):
     target = tmp_path / "out.txt"
