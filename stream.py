@@ -79,6 +79,7 @@ log = logging.getLogger("microexpr")
 def build_parser() -> argparse.ArgumentParser:
     from realtime.core.motion import INPUT_KINDS  # the choices come from the code that owns them
     from realtime.stages.classify import DEVICES
+    from realtime.stages.spotter import SPOTTER_METHODS
 
     parser = OneLineErrorParser(
         prog="python stream.py",
@@ -148,6 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="a live source that delivers nothing this long counts as gone; the run ends, keeping what was "
         "found (default: 5)",
     )
+    parser.add_argument(
+        "--spotter",
+        choices=SPOTTER_METHODS,
+        default="rules",
+        help="how micro-expressions are spotted: rules (default: a rise of motion above an adaptive threshold, "
+        "then rules for blinks and expressions; best on a still face, as in CASME II) or learned (per-cell "
+        "rise-and-fall motion and a small model trained on generated webcam-like clips: talking, head turns, "
+        "expressions; see weights/SPOTTER.md for what it measured)",
+    )
+    parser.add_argument(
+        "--spotter-model",
+        type=Path,
+        help="the learned spotter's model (default: weights/spotter.npz; train one with python -m training spotter)",
+    )
     parser.add_argument("--landmarks", action="store_true", help="draw the 68 landmarks in the overlay")
     parser.add_argument(
         "--benchmark", action="store_true", help="print per-stage milliseconds, fps, start-up time and peak memory"
@@ -170,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     from realtime.stages.capture import check_source
     from realtime.stages.outputs import EventWriter, FrameCsvWriter, VideoWriter, check_writable
     from realtime.stages.render import Renderer, RenderOptions
+    from realtime.stages.spotter import SpotterOptions
 
     # Everything the user gave is checked before any work: the source, the paths to write, the model. A live
     # source is opened last, once the model is loaded, so that no frame waits (or is dropped) meanwhile.
@@ -193,8 +209,14 @@ def run(args: argparse.Namespace) -> int:
         "fps": "--fps",
         "stall_s": "--stall-timeout",
     }
+    option_flags.update({"method": "--spotter", "model": "--spotter-model"})
     with flags_for_options(option_flags):
-        recognizer = Recognizer(model_path, args.device, args.max_faces, fps=args.fps, input_kind=args.input_kind)
+        spotter = SpotterOptions(
+            method=args.spotter, model=None if args.spotter_model is None else str(args.spotter_model)
+        )
+        recognizer = Recognizer(
+            model_path, args.device, args.max_faces, fps=args.fps, input_kind=args.input_kind, spotter=spotter
+        )
     classifier = recognizer.classifier
     info = classifier.info
     provider = classifier.provider.replace("ExecutionProvider", "")

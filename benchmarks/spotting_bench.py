@@ -54,9 +54,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from realtime.core.align import AlignmentSettings, align_face  # noqa: E402
-from realtime.pipeline import Pipeline  # noqa: E402
+from realtime.pipeline import Pipeline, PipelineOptions  # noqa: E402
 from realtime.stages.capture import Frame, open_source  # noqa: E402
 from realtime.stages.faces import FaceTracker  # noqa: E402
+from realtime.stages.spotter import SPOTTER_METHODS, SpotterOptions  # noqa: E402
 from training.synth.faces import load_face_photos  # noqa: E402
 from training.synth.photos import HELD_OUT_PHOTOS  # noqa: E402
 from training.synth.realistic import (  # noqa: E402
@@ -102,6 +103,7 @@ class Job:
     group: str
     spec: RealisticClipSpec | VideoClipSpec
     baseline: bool
+    spotters: tuple[str, ...] = ("rules",)
 
 
 def iou(a: Interval, b: Interval) -> float:
@@ -135,9 +137,9 @@ def megc_match(spotted: Iterable[Interval], truth: list[Interval], threshold: fl
 # --- the two spotters ---------------------------------------------------------------------------------------------
 
 
-def spot_pipeline(frames: Iterator[Frame]) -> tuple[list[Interval], dict]:
-    """Our spotter through the stream's pipeline (face stage + spotter), frame by frame."""
-    pipeline = Pipeline()
+def spot_pipeline(frames: Iterator[Frame], method: str = "rules") -> tuple[list[Interval], dict]:
+    """Our spotter (``method``: rules or learned) through the stream's pipeline (face stage + spotter)."""
+    pipeline = Pipeline(PipelineOptions(spotter=SpotterOptions(method=method)))
     found, rejected = [], Counter()
     with_face, ids, n, spent = [], set(), 0, 0.0
     for frame in frames:
@@ -304,11 +306,12 @@ def run_job(job: Job) -> list[dict]:
             "face_width_px": truth.get("face_width_px"),
         }
         rows = []
-        found, info = spot_pipeline(make_frames())
-        with_face = np.array(info.pop("with_face"), bool)[: len(visible)]
-        shown = visible[: len(with_face)]
-        info["face_found_share"] = float(with_face[shown].mean()) if shown.any() else None
-        rows.append({**base, "method": "ours", **_score(found, truth, spec.fps), **info})
+        for method in job.spotters:
+            found, info = spot_pipeline(make_frames(), method)
+            with_face = np.array(info.pop("with_face"), bool)[: len(visible)]
+            shown = visible[: len(with_face)]
+            info["face_found_share"] = float(with_face[shown].mean()) if shown.any() else None
+            rows.append({**base, "method": method, **_score(found, truth, spec.fps), **info})
         if job.baseline:
             found, info = spot_moilanen(images(), spec.fps)
             rows.append({**base, "method": "moilanen", **_score(found, truth, spec.fps), **info})
@@ -319,7 +322,13 @@ def run_job(job: Job) -> list[dict]:
 
 
 def plan_jobs(
-    sets: list[str], quick: bool, seed: int, baseline: bool, seconds: float, lab_fps: tuple[float, ...] = (30.0,)
+    sets: list[str],
+    quick: bool,
+    seed: int,
+    baseline: bool,
+    seconds: float,
+    lab_fps: tuple[float, ...] = (30.0,),
+    spotters: tuple[str, ...] = ("rules",),
 ) -> list[Job]:
     photos = load_face_photos(photo_files(HELD_OUT_PHOTOS))
     jobs: list[Job] = []
@@ -336,12 +345,12 @@ def plan_jobs(
         for number, (group, settings, count) in enumerate(groups):
             turn = number % len(photos)  # every group starts on another face, so one-clip groups cover both
             for spec in plan_realistic_clips(photos[turn:] + photos[:turn], settings, seed + 1000 * number, count):
-                jobs.append(Job("realistic", group, spec, baseline))
+                jobs.append(Job("realistic", group, spec, baseline, spotters))
     if "lab" in sets:
         count = 2 if quick else 6
         for fps in lab_fps:
             for spec in plan_clips(photos, VideoSettings(fps=fps, frame_size=(640, 480)), seed, count):
-                jobs.append(Job("lab", "lab", spec, baseline))
+                jobs.append(Job("lab", "lab", spec, baseline, spotters))
     return jobs
 
 
@@ -452,7 +461,7 @@ def report(rows: list[dict], methods: list[str]) -> dict:
         if lab:
             summary["lab"] = summarise(lab)
             print(_line("lab (still face)", summary["lab"]))
-        if method == "ours":
+        if method in SPOTTER_METHODS:
             cost = [r["ms_per_frame"] for r in mine if "ms_per_frame" in r]
             if cost:
                 summary["pipeline_ms_per_frame"] = round(float(np.mean(cost)), 2)
@@ -470,6 +479,14 @@ def main(argv: list[str] | None = None) -> int:
         "--lab-fps", type=float, nargs="+", default=[30.0], help="lab set frame rates (default 30; before: 30 60 200)"
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the Moilanen-style baseline")
+    parser.add_argument(
+        "--spotter",
+        dest="spotters",
+        nargs="+",
+        choices=SPOTTER_METHODS,
+        default=list(SPOTTER_METHODS),
+        help="our spotters to measure, side by side (default: all)",
+    )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=ROOT / "runs" / "spotting_bench.json", help="where the JSON goes")
@@ -477,20 +494,23 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     seconds = args.seconds or (10.0 if args.quick else 12.0)
     started = time.perf_counter()
-    jobs = plan_jobs(args.sets, args.quick, args.seed, not args.no_baseline, seconds, tuple(args.lab_fps))
+    jobs = plan_jobs(
+        args.sets, args.quick, args.seed, not args.no_baseline, seconds, tuple(args.lab_fps), tuple(args.spotters)
+    )
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         rows = [row for result in pool.map(run_job, jobs) for row in result]
     elapsed = time.perf_counter() - started
     frames = sum(j.spec.n_frames for j in jobs)
-    generated = sum(r["generate_s"] for r in rows if r["method"] == "ours")
-    generated_cpu = sum(r["generate_cpu_s"] for r in rows if r["method"] == "ours")
+    first = args.spotters[0]
+    generated = sum(r["generate_s"] for r in rows if r["method"] == first)
+    generated_cpu = sum(r["generate_cpu_s"] for r in rows if r["method"] == first)
     print(
         f"spotting bench: {len(jobs)} clips ({frames} frames) on held-out faces {', '.join(HELD_OUT_PHOTOS)}, "
         f"{elapsed:.0f} s with {args.workers} workers; generating took {generated:.0f} s of the workers' time "
         f"({generated_cpu:.0f} s of their CPU, {1000 * generated_cpu / max(frames, 1):.1f} ms per frame, the "
         "H.264 encoder's own process not counted)"
     )
-    methods = ["ours"] if args.no_baseline else ["ours", "moilanen"]
+    methods = [*args.spotters] + ([] if args.no_baseline else ["moilanen"])
     summary = report(rows, methods)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     data = {

@@ -129,6 +129,9 @@ class Pipeline:
         self._apex_crops: dict[int, dict[int, tuple[float, np.ndarray]]] = defaultdict(dict)
         self._early: dict[int, tuple[int, Future]] = {}  # face → (apex frame, its classification)
         self._needs_onset = classifier is not None and classifier.needs_onset
+        # the learned spotter decides its apex a little after the fact (its candidate lags the newest frame),
+        # so its apex crop comes from the same ring of recent crops as the onset
+        self._keep_recent = classifier is not None and (self._needs_onset or self.options.spotter.method == "learned")
         self._recent_crops: dict[int, deque[tuple[int, np.ndarray]]] = defaultdict(
             lambda: deque(maxlen=ONSET_LOOKBACK_FRAMES)
         )
@@ -151,7 +154,7 @@ class Pipeline:
             signal = self.spotter.update(face.face_id, frame.index, frame.t_ms, found.gray, face.landmarks)
             signals.append(signal)
             crop = None
-            if self._needs_onset:
+            if self._keep_recent:
                 crop = self.classifier.crop(frame.image, face.landmarks)
                 self._recent_crops[face.face_id].append((frame.index, crop))
             if signal.apex_candidate and self.classifier is not None:
@@ -227,14 +230,17 @@ class Pipeline:
                 onsets.append(None)
                 inputs.append(crop)
                 continue
-            if self.classifier is None or not kept:
+            if self.classifier is None or not (kept or self._recent_crops.get(event.face_id)):
                 answers.append(None)
                 crops.append(None)
                 onsets.append(None)
                 inputs.append(None)
                 continue
-            nearest = min(kept, key=lambda i: (abs(i - event.apex_frame), -kept[i][0]))
-            apex = kept[nearest][1]
+            if kept:
+                nearest = min(kept, key=lambda i: (abs(i - event.apex_frame), -kept[i][0]))
+                apex = kept[nearest][1]
+            else:
+                apex = self.onset_crop(event.face_id, event.apex_frame)
             onset = self.onset_crop(event.face_id, event.onset_frame) if self._needs_onset else None
             model_input = self.classifier.build_input(apex, onset if onset is not None else apex)
             answers.append(self.classifier.classify([model_input])[0])

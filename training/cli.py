@@ -648,6 +648,80 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_spotter(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "Makes realistic, nuisance-only and lab clips of the training photos (never the benchmark's held-out\n"
+        "faces), runs each through the face stage and the learned spotter's feature code, trains a small MLP\n"
+        "(rest / micro / blink), chooses its threshold by leave-one-photo-out and writes the model with that\n"
+        "table inside. Use it with: python stream.py --spotter learned [--spotter-model FILE].\n"
+        "example: python -m training spotter --out weights/spotter.npz --workers 2"
+    )
+    defaults = _spot_defaults()
+    parser.add_argument("--out", type=Path, default=Path("weights/spotter.npz"), help="the model file to write")
+    parser.add_argument("--clips", type=int, default=defaults.realistic_clips, help="realistic clips with micros")
+    parser.add_argument("--quiet-clips", type=int, default=defaults.quiet_clips, help="nuisance-only clips")
+    parser.add_argument("--lab-clips", type=int, default=defaults.lab_clips, help="still-face (lab) clips")
+    parser.add_argument("--seconds", type=float, default=defaults.seconds, help="length of each realistic clip")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--max-false-per-minute",
+        type=float,
+        default=defaults.max_false_per_minute,
+        help="false-alarm budget on nuisance-only clips when choosing the threshold",
+    )
+    parser.add_argument(
+        "--photos", default="training", help="training (default) or comma-separated names; held-out faces refused"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="clips made at once (one process each)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="keep each clip's collected features in this folder and reuse them next time (collecting is the "
+        "slow part; the file names carry the plan and a digest of the features, so stale rows are never reused)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _spot_defaults():
+    from training.spotting import SpotTrainingSettings
+
+    return SpotTrainingSettings()
+
+
+def run_spotter(args: argparse.Namespace) -> int:
+    from training.spotting import SpotTrainingSettings, train_spotter
+    from training.synth.realistic import resolve_photos
+
+    if args.workers < 1:
+        raise UserInputError(f"--workers must be at least 1, got {args.workers}")
+    settings = SpotTrainingSettings(
+        realistic_clips=args.clips,
+        quiet_clips=args.quiet_clips,
+        lab_clips=args.lab_clips,
+        seconds=args.seconds,
+        seed=args.seed,
+        epochs=args.epochs,
+        max_false_per_minute=args.max_false_per_minute,
+    )
+    model, table = train_spotter(settings, resolve_photos(args.photos), args.workers, args.progress, args.cache)
+    print("leave-one-photo-out (training photos): threshold, then P/R/F1 and false alarms a minute per set")
+    for row in table:
+        cells = [
+            f"{name} P {v['precision']:.2f} R {v['recall']:.2f} F1 {v['f1']:.2f} FA/min {v['false_per_minute']}"
+            for name, v in row.items()
+            if name != "threshold"
+        ]
+        mark = " <- chosen" if row["threshold"] == model.threshold else ""
+        print(f"  {row['threshold']:.2f}  " + " | ".join(cells) + mark)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(args.out)
+    print(f"spotting model -> {args.out} (threshold {model.threshold:.2f})")
+    return 0
+
+
 def _configure_synth(parser: argparse.ArgumentParser) -> None:
     from training.synth.cli import configure_parser
 
@@ -681,6 +755,12 @@ _COMMANDS = [
         "train the deployable model on every subject, after LOSO has measured the configuration",
     ),
     ("ablation", configure_ablation, run_ablation_command, "the paper's Tables 1-3 as LOSO runs, one table"),
+    (
+        "spotter",
+        configure_spotter,
+        run_spotter,
+        "train the learned spotter's decision on generated clips of the training photos",
+    ),
     (
         "synth",
         _configure_synth,

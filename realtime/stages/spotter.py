@@ -53,7 +53,9 @@ import cv2
 import numpy as np
 
 from realtime.core.align import AlignmentSettings, alignment_matrix
+from realtime.core.errors import OptionError
 
+SPOTTER_METHODS = ("rules", "learned")
 RIGID_LANDMARKS = (0, 16, 27, 28, 29, 30, 36, 39, 42, 45)  # jaw ends, nose bridge, eye corners
 # name → landmark indices; a region is the box around its points, padded (fraction of the crop side)
 REGIONS: dict[str, tuple[int, ...]] = {
@@ -110,6 +112,13 @@ class SpotterOptions:
     until the signal has stayed below the threshold for ``settle_hold_ms``; ``blink_brow_share`` how much a
     brow may move relative to the eye below it in a blink; ``blink_movement`` the least movement of both eyes
     (fraction of the face width, same estimate as ``macro_movement``) for a blink (smaller: a lid tightener).
+
+    ``method`` chooses the decision: ``"rules"`` (this module: a rise of the difference from a delayed
+    reference face above an adaptive threshold, then rules for blinks, macro and global changes) or
+    ``"learned"`` (:mod:`realtime.stages.learned_spotter`: per-cell motion, rise-and-fall contrast and a small
+    model trained on generated clips, read from ``model``, by default ``weights/spotter.npz``). The learned
+    spotter's own settings: ``grid`` (cells per side of the aligned face), ``level_ms`` (the span each cell's
+    usual contrast is measured over) and ``gap_frames`` (candidates below the threshold that end an event).
     """
 
     crop_px: int = 128
@@ -137,6 +146,19 @@ class SpotterOptions:
     give_up_ms: float = 2500.0
     settle_ms: float = 60.0
     settle_hold_ms: float = 150.0
+    method: str = "rules"
+    model: str | None = None
+    grid: int = 8
+    level_ms: float = 2000.0
+    gap_frames: int = 1
+
+    def __post_init__(self) -> None:
+        if self.method not in SPOTTER_METHODS:
+            raise OptionError("method", f"must be one of {', '.join(SPOTTER_METHODS)}, got {self.method!r}")
+        if not 4 <= self.grid <= 32 or self.crop_px // self.grid < 4:
+            raise OptionError("grid", f"must be 4-32 and leave cells of at least 4 px, got {self.grid}")
+        if self.gap_frames < 1:
+            raise OptionError("gap_frames", f"must be at least 1, got {self.gap_frames}")
 
     @property
     def alignment(self) -> AlignmentSettings:
@@ -721,13 +743,26 @@ class Spotter:
         self.forget_ms = forget_ms
         self._faces: dict[int, FaceSpotter] = {}
         self._seen: dict[int, float] = {}
+        self._model = None
+        if self.options.method == "learned":
+            from realtime.stages.learned_spotter import FEATURE_NAMES
+            from realtime.stages.spot_model import load_spot_model
+
+            self._model = load_spot_model(self.options.model, FEATURE_NAMES)
+
+    def _new_face(self, face_id: int) -> FaceSpotter:
+        if self.options.method == "learned":
+            from realtime.stages.learned_spotter import LearnedFaceSpotter
+
+            return LearnedFaceSpotter(face_id, self.options, self._model)
+        return FaceSpotter(face_id, self.options)
 
     def update(
         self, face_id: int, frame_index: int, t_ms: float, gray: np.ndarray, landmarks: np.ndarray
     ) -> SpotSignal:
         spotter = self._faces.get(face_id)
         if spotter is None:
-            spotter = self._faces[face_id] = FaceSpotter(face_id, self.options)
+            spotter = self._faces[face_id] = self._new_face(face_id)
         self._seen[face_id] = t_ms
         for other, seen in list(self._seen.items()):
             if t_ms - seen > self.forget_ms:

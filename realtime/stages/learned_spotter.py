@@ -1,0 +1,349 @@
+"""The learned spotter: where and how the face moves, per cell of the aligned face, and a small trained decision.
+
+On real footage the face's own motion over 100 ms (after the head's motion is removed) is as large as a
+micro-expression's 1–4 px, so the rule spotter's "how much did it move" cannot tell them apart. This spotter
+describes *how* the face moves around a candidate apex and lets a model trained on generated clips decide:
+
+1. Stable alignment, as the rule spotter does it (:class:`realtime.stages.spotter.FaceSpotter`: the landmark
+   template fitted to the rigid landmarks, smoothed, then the crop registered to a reference face). Here the
+   reference is a plain running average of the registered face (``reference_ms``), never frozen: it only
+   serves the registration and the motion estimate, the decision never compares against it.
+2. Cell motion. The aligned face is cut into a grid of cells (``grid`` × ``grid``; cells mostly outside the
+   face are left out). Each cell's displacement from the reference is one Lucas–Kanade step (a 2×2 solve from
+   summed gradient products), and the median displacement over the cells is removed (what the registration
+   missed of the head's motion). This costs a few array sums a frame.
+3. Rise-and-fall contrast. For a candidate apex ``c`` (the frame ``lag`` = the largest scale ago) and each
+   scale ``k`` (:data:`SCALES_MS`), each cell's contrast is |u(c) − (u(c−k) + u(c+k))/2|: the displacement at
+   the candidate against the mean of before and after. Like Moilanen et al.'s (ICPR 2014) feature-difference
+   contrast it cancels any linear drift (slow head motion, a slowly building expression) and is large only for
+   a movement that comes and goes. Beside it the net change |u(c+k) − u(c−k)| (large for an expression that
+   stays, a mouth that opens to talk) is kept. Both are divided by the cell's own recent level (the median of
+   its contrast over ``noise_ms``, plus half the face-wide level): a cell that always moves (lips while
+   talking, lids) must move more than usual to count.
+4. Features, per scale (:data:`FEATURE_NAMES`): the six strongest cells, the median cell (the rest of the
+   face still?), the net change of the strongest cell and of the median cell, the strongest cell of each part
+   of the face (brows, eyes, nose, mouth, jaw) and the face-wide level; no cell positions, so the decision does
+   not learn one face's layout.
+5. Decision. :class:`realtime.stages.spot_model.SpotModel` (an MLP trained by ``python -m training spotter`` on
+   generated clips of the training faces, never the benchmark's) gives ``rest``/``micro``/``blink``
+   probabilities per candidate. A run of candidates whose micro (or blink) probability reaches the model's
+   threshold is one event; its apex is the most probable candidate, its interval the apex ± the scale that
+   fits it best. A blink is reported as a rejected event (kind ``blink``), as the rule spotter does.
+
+Causal: the candidate is ``lag`` behind the newest frame, so an event is reported about ``lag`` plus one
+frame after its last candidate (about 100–170 ms after the offset at 30 fps, less at higher frame rates).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime.stages.spot_model import SpotModel
+from realtime.stages.spotter import REGIONS, FaceSpotter, RegionMotion, SpotSignal, SpottedEvent, SpotterOptions
+
+SCALES_MS = (33.0, 67.0, 100.0, 133.0)
+FACE_PARTS: dict[str, tuple[int, ...]] = {
+    "brows": tuple(range(17, 27)),
+    "eyes": tuple(range(36, 48)),
+    "nose": tuple(range(27, 36)),
+    "mouth": tuple(range(48, 68)),
+    "jaw": tuple(range(0, 17)),
+}
+TOP_CELLS = 6
+_PER_SCALE = (
+    [f"top{i + 1}" for i in range(TOP_CELLS)]
+    + ["median", "net_top", "net_median"]
+    + [f"part_{name}" for name in FACE_PARTS]
+    + ["level"]
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f"{name}@{round(ms)}ms" for ms in SCALES_MS for name in _PER_SCALE)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the spotter saw at one candidate apex: its frame and time, the features the model reads, the
+    model's micro and blink probabilities (0 without a model), the half-width (ms) of the scale whose
+    contrast was strongest, and each cell's contrast vector at that scale (for the regions that moved)."""
+
+    frame_index: int
+    t_ms: float
+    features: np.ndarray
+    p_micro: float
+    p_blink: float
+    halfwidth_ms: float
+    contrast: np.ndarray  # (cells, 2) at the best scale, in crop pixels
+    z: np.ndarray  # (cells,) at the smallest scale
+
+
+class LearnedFaceSpotter(FaceSpotter):
+    """One face: ``update(frame_index, t_ms, gray, landmarks) → SpotSignal`` with events decided by ``model``.
+
+    Without a model it still computes the features (``last_candidate``): that is how training collects them.
+    """
+
+    def __init__(self, face_id: int, options: SpotterOptions | None = None, model: SpotModel | None = None) -> None:
+        super().__init__(face_id, options)
+        self.model = model
+        self.threshold_p = model.threshold if model is not None else 1.0
+        self.last_candidate: Candidate | None = None
+        self._cells: np.ndarray | None = None  # flat pixel index → cell number (-1 outside the used cells)
+        self._cell_parts: np.ndarray = np.zeros(0, int)
+        self._cell_regions: np.ndarray = np.zeros(0, int)
+        self._cell_xy: np.ndarray = np.zeros((0, 2))
+        self._gradient_sums: np.ndarray | None = None
+        self._times: deque[float] = deque()
+        self._frames: deque[int] = deque()
+        self._motion: deque[np.ndarray] = deque()
+        self._levels: deque[tuple[float, np.ndarray]] = deque()  # (t, contrast (scales, cells))
+        self._cell_level: np.ndarray | None = None
+        self._level_age = 0
+        self._run: list[Candidate] = []
+        self._below = 0
+        self._last_event_frame = -1
+
+    # -- cell motion -------------------------------------------------------------------------------------
+    def _setup_cells(self) -> None:
+        size = self._settings.output_size
+        grid = self.options.grid
+        cell = size // grid
+        used = self._mask[: grid * cell, : grid * cell].reshape(grid, cell, grid, cell).mean(axis=(1, 3)) > 0.5
+        numbers = -np.ones((grid, grid), int)
+        numbers[used] = np.arange(int(used.sum()))
+        labels = np.full((size, size), -1, int)
+        labels[: grid * cell, : grid * cell] = np.kron(numbers, np.ones((cell, cell), int))
+        self._cells = labels.ravel()
+        centres = (np.argwhere(used)[:, ::-1] + 0.5) * cell  # (x, y)
+        self._cell_xy = centres
+        # each cell belongs to the face part (and the spotter region) of its nearest landmark
+        points = self._template @ self._fit[:, :2].T + self._fit[:, 2]
+        matrix = self._last_matrix
+        crop_points = points @ matrix[:2, :2].T + matrix[:2, 2]
+        distance = np.linalg.norm(centres[:, None, :] - crop_points[None, :, :], axis=2)
+        nearest = np.argmin(distance, axis=1)
+        part_of = np.zeros(68, int)
+        for number, indices in enumerate(FACE_PARTS.values()):
+            part_of[list(indices)] = number
+        self._cell_parts = part_of[nearest]
+        region_points = [(number, i) for number, indices in enumerate(REGIONS.values()) for i in indices]
+        region_index = np.array([number for number, _ in region_points])
+        region_xy = crop_points[[i for _, i in region_points]]
+        self._cell_regions = region_index[np.argmin(np.linalg.norm(centres[:, None] - region_xy[None], axis=2), axis=1)]
+
+    def _cell_sums(self, image: np.ndarray) -> np.ndarray:
+        return np.bincount(self._cells_in, weights=image.ravel()[self._inside], minlength=self._n_cells)
+
+    def _cell_motion(self, face: np.ndarray) -> np.ndarray:
+        """Each cell's Lucas–Kanade displacement (x, y) from the reference face, crop pixels, median removed."""
+        if self._cells is None:
+            self._setup_cells()
+            self._inside = np.flatnonzero(self._cells >= 0)
+            self._cells_in = self._cells[self._inside]
+            self._n_cells = int(self._cells.max()) + 1
+        if self._gradient_sums is None:
+            ref = self._reference
+            gx = np.gradient(ref, axis=1)
+            gy = np.gradient(ref, axis=0)
+            a, b, c = self._cell_sums(gx * gx), self._cell_sums(gx * gy), self._cell_sums(gy * gy)
+            self._gradients = (gx, gy)
+            self._gradient_sums = np.stack([a, b, c, a * c - b * b + 1e-3])
+        gx, gy = self._gradients
+        a, b, c, det = self._gradient_sums
+        difference = face - self._reference
+        p, q = self._cell_sums(gx * difference), self._cell_sums(gy * difference)
+        u = np.stack([-(c * p - b * q) / det, -(a * q - b * p) / det], axis=1)
+        return u - np.median(u, axis=0)
+
+    # -- per frame -------------------------------------------------------------------------------------
+    def update(self, frame_index: int, t_ms: float, gray: np.ndarray, landmarks: np.ndarray) -> SpotSignal:
+        """Feed one frame of this face; frames must come in time order."""
+        opts = self.options
+        dt = 1000.0 / 30.0 if self._last_ms is None else max(t_ms - self._last_ms, 1e-3)
+        self._last_ms = t_ms
+        if self._start_ms is None:
+            self._start_ms = t_ms
+        face = self._stabilised(gray, landmarks, dt)
+        if self._reference is None:  # the first frame, or the registration started again from the landmarks
+            self._reference, self._gradient_sums = face.copy(), None
+        motion = self._cell_motion(face)
+        alpha = 1.0 - math.exp(-dt / max(opts.reference_ms, 1e-6))
+        self._reference += alpha * (face - self._reference)
+        if t_ms - self._jacobian_ms >= opts.jacobian_ms:
+            self._jacobian, self._gradient_sums, self._jacobian_ms = None, None, t_ms
+
+        self._times.append(t_ms)
+        self._frames.append(frame_index)
+        self._motion.append(motion)
+        lag = max(SCALES_MS)
+        while len(self._times) > 2 and t_ms - self._times[1] > 2.0 * lag + 1.0:
+            self._times.popleft()
+            self._frames.popleft()
+            self._motion.popleft()
+        candidate = self._candidate(t_ms - lag)
+        self.last_candidate = candidate
+        events: tuple[SpottedEvent, ...] = ()
+        signal = 0.0
+        if candidate is not None:
+            signal = candidate.p_micro
+            if self.model is not None:
+                events = self._decide(candidate, frame_index, t_ms)
+        region_motion = {}
+        if candidate is not None:
+            region_motion = {
+                name: round(float(candidate.z[self._cell_regions == number].max(initial=0.0)), 3)
+                for number, name in enumerate(REGIONS)
+            }
+        return SpotSignal(
+            self.face_id,
+            frame_index,
+            t_ms,
+            signal,
+            self.threshold_p,
+            bool(self._run),
+            False,
+            events,
+            -1,
+            region_motion,
+        )
+
+    def _nearest(self, t_ms: float) -> int:
+        """Index into the history of the frame nearest ``t_ms``."""
+        times = self._times
+        i = bisect.bisect_left(times, t_ms)
+        if i <= 0:
+            return 0
+        if i >= len(times):
+            return len(times) - 1
+        return i if times[i] - t_ms < t_ms - times[i - 1] else i - 1
+
+    def _candidate(self, t_c: float) -> Candidate | None:
+        """The features of the candidate apex nearest ``t_c`` (None until enough history exists)."""
+        if not self._times or self._times[0] > t_c - max(SCALES_MS) + 1.0 or self._start_ms is None:
+            return None
+        if t_c - self._start_ms < self.options.warmup_ms:
+            return None
+        c = self._nearest(t_c)
+        u = self._motion
+        contrasts, nets = [], []
+        used: set[tuple[int, int]] = set()
+        for k_ms in SCALES_MS:
+            before = min(self._nearest(self._times[c] - k_ms), c - 1)
+            after = max(self._nearest(self._times[c] + k_ms), c + 1)
+            if before < 0 or after >= len(u):
+                return None
+            used.add((before, after))
+            contrasts.append(u[c] - 0.5 * (u[before] + u[after]))
+            nets.append(u[after] - u[before])
+        vectors = np.stack(contrasts)  # (scales, cells, 2)
+        contrast = np.linalg.norm(vectors, axis=2)
+        net = np.linalg.norm(np.stack(nets), axis=2)
+        t_cand = self._times[c]
+        self._levels.append((t_cand, contrast))
+        while self._levels and t_cand - self._levels[0][0] > self.options.level_ms:
+            self._levels.popleft()
+        self._level_age += 1
+        if self._cell_level is None or self._level_age >= 3:
+            self._cell_level = np.median(np.stack([v for _, v in self._levels]), axis=0)
+            self._level_age = 0
+        face_level = np.median(self._cell_level, axis=1, keepdims=True) + 1e-3
+        level = self._cell_level + 0.5 * face_level
+        z, zn = contrast / level, net / level
+        features = []
+        for s in range(len(SCALES_MS)):
+            zs, ns = z[s], zn[s]
+            top = int(np.argmax(zs))
+            strongest = -np.sort(-zs)[:TOP_CELLS]
+            if len(strongest) < TOP_CELLS:
+                strongest = np.pad(strongest, (0, TOP_CELLS - len(strongest)))
+            parts = [zs[self._cell_parts == number].max(initial=0.0) for number in range(len(FACE_PARTS))]
+            features += list(np.log1p(strongest))
+            features += [math.log1p(float(np.median(zs))), math.log1p(float(ns[top])), math.log1p(float(np.median(ns)))]
+            features += [math.log1p(float(v)) for v in parts]
+            features.append(math.log(float(face_level[s, 0])))
+        x = np.asarray(features, np.float32)
+        best = int(np.argmax(z.max(axis=1)))
+        p_micro = p_blink = 0.0
+        if self.model is not None:
+            p = self.model.predict(x)
+            p_micro, p_blink = float(p[1]), float(p[2])
+        return Candidate(self._frames[c], t_cand, x, p_micro, p_blink, SCALES_MS[best], vectors[best], z[0])
+
+    # -- events ------------------------------------------------------------------------------------------
+    def _decide(self, candidate: Candidate, frame_index: int, t_ms: float) -> tuple[SpottedEvent, ...]:
+        """Grow the run of candidates above the threshold; close it once the probability has fallen."""
+        level = max(candidate.p_micro, candidate.p_blink)
+        if level >= self.threshold_p and candidate.frame_index > self._last_event_frame:
+            self._run.append(candidate)
+            self._below = 0
+            if candidate.t_ms - self._run[0].t_ms <= self.options.max_ms:
+                return ()
+        elif not self._run:
+            return ()
+        else:
+            self._below += 1
+            if self._below < self.options.gap_frames:
+                return ()
+        return (self._close(frame_index, t_ms),)
+
+    def _close(self, frame_index: int, t_ms: float) -> SpottedEvent:
+        run, self._run, self._below = self._run, [], 0
+        micro = float(np.mean([c.p_micro for c in run]))
+        blink = float(np.mean([c.p_blink for c in run]))
+        kind = "micro" if micro >= blink else "blink"
+        apex = max(run, key=lambda c: c.p_micro if kind == "micro" else c.p_blink)
+        half = apex.halfwidth_ms
+        onset_i = self._nearest(apex.t_ms - half)
+        offset_i = self._nearest(apex.t_ms + half)
+        frames, times = self._frames, self._times
+        onset_frame, offset_frame = min(frames[onset_i], apex.frame_index), max(frames[offset_i], apex.frame_index)
+        onset_ms, offset_ms = min(times[onset_i], apex.t_ms), max(times[offset_i], apex.t_ms)
+        self._last_event_frame = max(c.frame_index for c in run)
+        regions, moved = self._regions_of(apex)
+        return SpottedEvent(
+            self.face_id,
+            onset_frame,
+            apex.frame_index,
+            offset_frame,
+            onset_ms,
+            apex.t_ms,
+            offset_ms,
+            round(max(c.p_micro if kind == "micro" else c.p_blink for c in run), 3),
+            kind,
+            regions,
+            {},
+            0.0,
+            frame_index,
+            t_ms,
+            moved,
+        )
+
+    def _regions_of(self, apex: Candidate) -> tuple[dict[str, float], tuple[RegionMotion, ...]]:
+        """Each region's strongest cell (z at the smallest scale) and the regions that moved: their share of the
+        apex's contrast and the direction of their strongest cell's contrast vector."""
+        strength = np.linalg.norm(apex.contrast, axis=1)
+        regions, shares = {}, []
+        for number, name in enumerate(REGIONS):
+            mine = self._cell_regions == number
+            regions[name] = round(float(apex.z[mine].max(initial=0.0)), 2)
+            if mine.any():
+                best = np.flatnonzero(mine)[int(np.argmax(strength[mine]))]
+                shares.append((float(strength[best]), name, apex.contrast[best]))
+        total = sum(s for s, _, _ in shares) or 1.0
+        top = max((s for s, _, _ in shares), default=0.0)
+        moved = []
+        for s, name, (dx, dy) in sorted(shares, key=lambda item: -item[0]):
+            if s < 0.5 * top or s <= 0.0:
+                break
+            if abs(dy) >= abs(dx):
+                direction = "down" if dy > 0 else "up"
+            elif name.endswith(("_left", "_right")):
+                side = -1.0 if name.endswith("_left") else 1.0
+                direction = "outward" if dx * side > 0 else "inward"
+            else:
+                direction = "right" if dx > 0 else "left"
+            moved.append(RegionMotion(name, round(s / total, 3), direction))
+        return regions, tuple(moved)

@@ -1,0 +1,107 @@
+"""The spotter's learned decision: a small multilayer perceptron over the motion features of one frame.
+
+The streaming spotter (:mod:`realtime.stages.spotter`) describes each frame by how the aligned, stabilised
+face moves around it: per region and time scale, how much the frame differs from the mean of its neighbours
+(the rise-and-fall contrast of Moilanen et al.), how much the face drifted across the window and before it,
+and how the head and the mouth moved (:data:`realtime.stages.spotter.FEATURE_NAMES`). This model turns that
+vector into the probabilities of three classes: ``rest`` (nothing, or motion that is not a micro-expression:
+talking, a head turn, an ordinary expression, a lighting step), ``micro`` (the frame is near the apex of a
+micro-expression) and ``blink``.
+
+It is trained by ``python -m training spotter`` on generated clips of the training faces only (never the
+benchmark's held-out faces) and stored as ``weights/spotter.npz``: the feature names it was trained on
+(checked against the spotter's at load time), the standardisation, the layers, the decision threshold chosen
+on the training faces by leave-one-photo-out, and a JSON string of how it was made. Inference is two or three
+small matrix products in NumPy: a few microseconds a frame.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from realtime.core.errors import UserInputError
+from realtime.core.files import atomic_open
+
+CLASSES = ("rest", "micro", "blink")
+DEFAULT_SPOT_MODEL = Path(__file__).resolve().parents[2] / "weights" / "spotter.npz"
+TRAIN_HINT = "python -m training spotter --out weights/spotter.npz"
+
+
+@dataclass(frozen=True)
+class SpotModel:
+    """A trained spotting decision: ``predict(features) → probabilities`` of :data:`CLASSES`.
+
+    ``layers`` are (weight, bias) pairs, ReLU between them, softmax at the end; ``mean``/``scale``
+    standardise the features; ``threshold`` is the micro (and blink) probability an event needs;
+    ``facts`` says how the model was made (data, photos, figures)."""
+
+    feature_names: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    threshold: float = 0.5
+    classes: tuple[str, ...] = CLASSES
+    facts: dict = field(default_factory=dict)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities for one feature vector (shape (F,)) or a batch (N, F)."""
+        x = (np.asarray(features, np.float32) - self.mean) / self.scale
+        for number, (weight, bias) in enumerate(self.layers):
+            x = x @ weight + bias
+            if number < len(self.layers) - 1:
+                x = np.maximum(x, 0.0)
+        x = x - x.max(axis=-1, keepdims=True)
+        e = np.exp(x)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model as one ``.npz`` (atomically: a reader never sees half a file)."""
+        path = Path(path)
+        arrays = {f"weight{i}": w for i, (w, _) in enumerate(self.layers)}
+        arrays.update({f"bias{i}": b for i, (_, b) in enumerate(self.layers)})
+        with atomic_open(path, "wb", encoding=None) as handle:
+            np.savez(
+                handle,
+                feature_names=np.array(self.feature_names),
+                classes=np.array(self.classes),
+                mean=self.mean.astype(np.float32),
+                scale=self.scale.astype(np.float32),
+                threshold=np.float64(self.threshold),
+                n_layers=np.int32(len(self.layers)),
+                facts=np.array(json.dumps(self.facts, sort_keys=True)),
+                **{k: v.astype(np.float32) for k, v in arrays.items()},
+            )
+        return path
+
+
+def load_spot_model(path: str | Path | None = None, feature_names: tuple[str, ...] | None = None) -> SpotModel:
+    """Read a model written by :meth:`SpotModel.save` (default: ``weights/spotter.npz``). With
+    ``feature_names``, a model trained on other features is refused with one clear message."""
+    path = Path(path) if path is not None else DEFAULT_SPOT_MODEL
+    if not path.is_file():
+        raise UserInputError(f"no spotting model at {path}; train one with: {TRAIN_HINT}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            n = int(data["n_layers"])
+            model = SpotModel(
+                feature_names=tuple(str(s) for s in data["feature_names"]),
+                mean=data["mean"].astype(np.float32),
+                scale=data["scale"].astype(np.float32),
+                layers=tuple((data[f"weight{i}"], data[f"bias{i}"]) for i in range(n)),
+                threshold=float(data["threshold"]),
+                classes=tuple(str(s) for s in data["classes"]),
+                facts=json.loads(str(data["facts"])),
+            )
+    except (OSError, KeyError, ValueError) as error:
+        raise UserInputError(f"{path} is not a spotting model ({error}); train one with: {TRAIN_HINT}") from error
+    if model.classes != CLASSES:
+        raise UserInputError(f"{path} predicts {model.classes}, the spotter needs {CLASSES}")
+    if feature_names is not None and model.feature_names != tuple(feature_names):
+        raise UserInputError(
+            f"{path} was trained on other spotting features than this version computes; retrain it: {TRAIN_HINT}"
+        )
+    return model

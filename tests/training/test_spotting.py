@@ -1,0 +1,130 @@
+"""Training the learned spotter: labels from the truth, events from probabilities as the stream makes them, the
+MEGC scoring, the threshold choice under a false-alarm budget, the held-out faces refused, and the command end
+to end on a few short generated clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realtime.core.errors import UserInputError
+from realtime.stages.learned_spotter import FEATURE_NAMES
+from realtime.stages.spot_model import CLASSES, load_spot_model
+from training.cli import main as training_main
+from training.spotting import (
+    ClipFeatures,
+    SpotTrainingSettings,
+    choose_threshold,
+    events_from_probabilities,
+    label_candidates,
+    score_events,
+    train_spotter,
+)
+
+TRUTH = {
+    "events": [
+        {"kind": "micro", "onset_frame": 10, "apex_frame": 14, "offset_frame": 18},
+        {"kind": "blink", "onset_frame": 30, "apex_frame": 32, "offset_frame": 35},
+        {"kind": "macro", "onset_frame": 40, "apex_frame": 50, "offset_frame": 70},
+    ]
+}
+
+
+def test_candidates_near_an_apex_take_its_kind_and_the_rest_of_a_micro_expression_is_left_out():
+    frames = np.arange(0, 80)
+    labels = label_candidates(frames, TRUTH)
+    assert set(frames[labels == 1]) == {12, 13, 14, 15, 16}  # a quarter of the 8-frame duration each side
+    assert set(frames[labels == -1]) == {10, 11, 17, 18}
+    assert set(frames[labels == 2]) == {31, 32, 33}
+    assert (labels[40:71] == 0).all()  # an ordinary expression is rest: the spotter must learn to ignore it
+
+
+def _clip(probabilities: np.ndarray, halfwidth_ms: float = 100.0) -> ClipFeatures:
+    n = len(probabilities)
+    return ClipFeatures(
+        "realistic/clip01",
+        "realistic",
+        "lenna.png",
+        30.0,
+        n,
+        np.zeros((n, len(FEATURE_NAMES)), np.float32),
+        np.zeros(n, np.int8),
+        np.arange(n),
+        np.full(n, halfwidth_ms, np.float32),
+        TRUTH,
+    )
+
+
+def test_events_are_runs_above_the_threshold_with_the_apex_at_the_most_probable_candidate():
+    p = np.tile([1.0, 0.0, 0.0], (80, 1))
+    p[13:16] = [[0.2, 0.7, 0.1], [0.05, 0.9, 0.05], [0.3, 0.6, 0.1]]
+    p[31:34] = [[0.2, 0.1, 0.7], [0.1, 0.1, 0.8], [0.2, 0.1, 0.7]]
+    events = events_from_probabilities(_clip(p), p, threshold=0.5)
+    assert events == [(11, 14, 17, "micro"), (29, 32, 35, "blink")]  # 100 ms at 30 fps: apex ± 3 frames
+    assert score_events(events, TRUTH) == (1, 1, 1)  # IoU 7/9 with the true micro; the blink is not a spot
+    assert events_from_probabilities(_clip(p), p, threshold=0.95) == []
+    assert score_events([(40, 50, 60, "micro")], TRUTH) == (0, 1, 1)
+
+
+def test_the_threshold_is_the_best_f1_that_keeps_the_false_alarm_budget():
+    table = [
+        {"threshold": 0.5, "realistic": {"f1": 0.6}, "quiet": {"false_per_minute": 4.0}},
+        {"threshold": 0.7, "realistic": {"f1": 0.5}, "quiet": {"false_per_minute": 0.8}},
+        {"threshold": 0.9, "realistic": {"f1": 0.3}, "quiet": {"false_per_minute": 0.0}},
+    ]
+    assert choose_threshold(table, max_false_per_minute=1.0) == 0.7
+    assert choose_threshold(table, max_false_per_minute=5.0) == 0.5
+
+
+def test_the_benchmarks_held_out_faces_are_refused():
+    with pytest.raises(UserInputError, match="held-out"):
+        train_spotter(SpotTrainingSettings(realistic_clips=2, quiet_clips=0, lab_clips=0), ["lenna", "astronaut"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("realistic_clips", -1), ("seconds", 1.0), ("epochs", 0), ("lab_clips", 2.5)]
+)
+def test_settings_refuse_bad_values(field, value):
+    with pytest.raises(UserInputError):
+        SpotTrainingSettings(**{field: value})
+
+
+@pytest.mark.slow
+def test_the_command_writes_a_model_the_spotter_loads(tmp_path, capsys):
+    out = tmp_path / "spotter.npz"
+    code = training_main(
+        [
+            "spotter",
+            "--out",
+            str(out),
+            "--clips",
+            "3",
+            "--quiet-clips",
+            "1",
+            "--lab-clips",
+            "1",
+            "--seconds",
+            "4",
+            "--epochs",
+            "2",
+            "--photos",
+            "lenna,takeo",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
+    assert code == 0
+    model = load_spot_model(out, FEATURE_NAMES)
+    assert model.classes == CLASSES
+    facts = model.facts
+    assert facts["photos"] == ["lenna", "takeo"] and facts["clips"] == {"realistic": 3, "quiet": 1, "lab": 1}
+    assert facts["threshold"] == model.threshold
+    assert [row["threshold"] for row in facts["leave_one_photo_out"]]  # the table travels with the weights
+    assert "chosen" in capsys.readouterr().out
+
+
+def test_the_command_refuses_a_bad_argument_in_one_line(capsys):
+    assert training_main(["spotter", "--workers", "0", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--workers" in err[0]

@@ -1,0 +1,456 @@
+"""Training the learned spotter's decision (``python -m training spotter``).
+
+1. Clips: realistic clips (talking, head turns, expressions, blinks, a compressing camera …; see
+   :mod:`training.synth.realistic`), nuisance-only realistic clips and lab clips (a still face), all made from
+   the *training* photos only (:data:`training.synth.realistic.TUNING_PHOTOS`): the benchmark's held-out faces
+   never reach the spotter's training or its threshold.
+2. Features: each clip goes the way ``stream.py`` reads a file (realistic clips are written as H.264 and read
+   back), through the face stage and :class:`realtime.stages.learned_spotter.LearnedFaceSpotter` without a
+   model, which yields the features of every candidate apex: the streaming code itself makes the training data.
+3. Labels: a candidate near the apex of a micro-expression (within a quarter of its duration) is ``micro``, one
+   near a blink's apex ``blink``; the rest of a micro-expression is left out (neither side); everything
+   else — talking, turns, ordinary expressions, the face's own motion — is ``rest``.
+4. The decision threshold is chosen by leave-one-photo-out over the training photos: a model trained without
+   one photo scores that photo's clips, events are made from the probabilities as the streaming spotter makes
+   them, and the threshold with the best F1 (MEGC rule, IoU ≥ 0.5) whose false alarms on the nuisance-only clips
+   stay under ``max_false_per_minute`` wins. The model written is then trained on every training photo.
+
+The result is a :class:`realtime.stages.spot_model.SpotModel` (``weights/spotter.npz``) whose ``facts`` hold the
+leave-one-photo-out table, the clip counts and the settings, so the figures travel with the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from realtime.core.errors import UserInputError
+from realtime.core.files import atomic_open
+from realtime.stages.learned_spotter import FEATURE_NAMES, LearnedFaceSpotter
+from realtime.stages.spot_model import CLASSES, SpotModel
+from realtime.stages.spotter import SpotterOptions
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+APEX_SHARE = 0.25  # a candidate within this share of the event's duration of the apex is labelled with its kind
+
+
+@dataclass(frozen=True)
+class SpotTrainingSettings:
+    """What ``python -m training spotter`` makes and how it trains: clip counts per set (realistic with
+    micro-expressions, nuisance-only, lab), their length, the seed, the MLP's hidden sizes, epochs, learning
+    rate and weight decay, and the false-alarm budget the threshold must keep on nuisance-only clips."""
+
+    realistic_clips: int = 100
+    quiet_clips: int = 20
+    lab_clips: int = 20
+    seconds: float = 12.0
+    seed: int = 0
+    hidden: tuple[int, ...] = (64, 32)
+    epochs: int = 40
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    max_false_per_minute: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("realistic_clips", "quiet_clips", "lab_clips"):
+            value = getattr(self, name)
+            if int(value) != value or not 0 <= value <= 2000:
+                raise UserInputError(f"{name.replace('_', ' ')} must be a whole number from 0 to 2000, got {value}")
+        if self.realistic_clips + self.lab_clips < 2:
+            raise UserInputError("the spotter needs at least 2 clips with micro-expressions to learn from")
+        if not (math.isfinite(self.seconds) and 2.0 <= self.seconds <= 120.0):
+            raise UserInputError(f"seconds must lie in [2, 120], got {self.seconds}")
+        if self.epochs < 1:
+            raise UserInputError(f"epochs must be at least 1, got {self.epochs}")
+
+
+@dataclass(frozen=True)
+class ClipFeatures:
+    """One clip's candidates: features (N, F), labels (N,: 0 rest, 1 micro, 2 blink, -1 left out), candidate
+    frame indices and half-widths (ms), with the clip's truth, photo, set and frame rate."""
+
+    name: str
+    clip_set: str
+    photo: str
+    fps: float
+    n_frames: int
+    features: np.ndarray
+    labels: np.ndarray
+    frames: np.ndarray
+    halfwidth_ms: np.ndarray
+    truth: dict
+
+
+def label_candidates(frames: np.ndarray, truth: dict) -> np.ndarray:
+    """Labels of candidate frames from a clip's ground truth (see the module's docstring)."""
+    labels = np.zeros(len(frames), np.int8)
+    for event in truth["events"]:
+        kind = event["kind"]
+        if kind not in ("micro", "blink"):
+            continue
+        onset, apex, offset = event["onset_frame"], event["apex_frame"], event["offset_frame"]
+        half = max(1, round(APEX_SHARE * (offset - onset)))
+        if kind == "micro":
+            labels[(frames >= onset) & (frames <= offset) & (labels == 0)] = -1
+        labels[np.abs(frames - apex) <= half] = CLASSES.index(kind)
+    return labels
+
+
+def _frames_of(path: Path) -> Iterator:
+    from realtime.stages.capture import open_source
+
+    source = open_source(str(path))
+    try:
+        while (frame := source.read()) is not None:
+            yield frame
+    finally:
+        source.close()
+
+
+def collect_clip(job: tuple[str, object]) -> ClipFeatures:
+    """Render one clip, read it as the stream does, and collect the learned spotter's candidates."""
+    from realtime.stages.capture import Frame
+    from realtime.stages.faces import FaceTracker
+    from training.synth.realistic import RealisticClipSpec, RealisticRenderer, write_realistic_clip
+    from training.synth.videos import VideoRenderer
+
+    clip_set, spec = job
+    with tempfile.TemporaryDirectory(prefix="spot-train-") as folder:
+        if isinstance(spec, RealisticClipSpec):
+            renderer = RealisticRenderer(spec)
+            written, _, _ = write_realistic_clip(renderer, Path(folder))
+            frames = _frames_of(Path(folder) / written)
+        else:
+            renderer = VideoRenderer(spec)
+            frames = (Frame(i, i * 1000.0 / spec.fps, image) for i, image in enumerate(renderer.frames()))
+        truth = renderer.truth()
+        tracker = FaceTracker()
+        spotters: dict[int, LearnedFaceSpotter] = {}
+        rows, indices, widths = [], [], []
+        for frame in frames:
+            found = tracker.process(frame.image, frame.t_ms)
+            if not found.faces:
+                continue
+            face = found.faces[0]
+            spotter = spotters.setdefault(face.face_id, LearnedFaceSpotter(face.face_id, SpotterOptions()))
+            spotter.update(frame.index, frame.t_ms, found.gray, face.landmarks)
+            candidate = spotter.last_candidate
+            if candidate is not None:
+                rows.append(candidate.features)
+                indices.append(candidate.frame_index)
+                widths.append(candidate.halfwidth_ms)
+    frame_indices = np.asarray(indices, int)
+    return ClipFeatures(
+        f"{clip_set}/{spec.name}",
+        clip_set,
+        spec.photo,
+        float(spec.fps),
+        int(spec.n_frames),
+        np.asarray(rows, np.float32).reshape(-1, len(FEATURE_NAMES)),
+        label_candidates(frame_indices, truth),
+        frame_indices,
+        np.asarray(widths, np.float32),
+        truth,
+    )
+
+
+def plan_training_clips(settings: SpotTrainingSettings, photos: Sequence[str]) -> list[tuple[str, object]]:
+    """The clips to learn from, all of the given (training) photos."""
+    from training.synth.faces import load_face_photos
+    from training.synth.realistic import RealisticSettings, photo_files, plan_realistic_clips
+    from training.synth.videos import VideoSettings, plan_clips
+
+    faces = load_face_photos(photo_files(photos))
+    jobs: list[tuple[str, object]] = []
+    seed = settings.seed
+    if settings.realistic_clips:
+        realistic = RealisticSettings(seconds=settings.seconds)
+        jobs += [("realistic", s) for s in plan_realistic_clips(faces, realistic, seed + 101, settings.realistic_clips)]
+    if settings.quiet_clips:
+        quiet = RealisticSettings(seconds=settings.seconds, micro=0)
+        jobs += [("quiet", s) for s in plan_realistic_clips(faces, quiet, seed + 202, settings.quiet_clips)]
+    if settings.lab_clips:
+        lab = VideoSettings(fps=30.0, frame_size=(640, 480))
+        jobs += [("lab", s) for s in plan_clips(faces, lab, seed + 303, settings.lab_clips)]
+    return jobs
+
+
+def _cache_file(cache: Path, job: tuple[str, object], seconds: float) -> Path:
+    """Where one clip's candidates are kept: named by its set, clip, photo, seed and length, and by a digest
+    of the feature names, so a change of the features (or of the plan) never reuses stale rows."""
+    clip_set, spec = job
+    digest = hashlib.sha1("|".join(FEATURE_NAMES).encode()).hexdigest()[:8]
+    photo = Path(spec.photo).stem
+    return cache / f"{clip_set}-{spec.name}-{photo}-s{spec.seed}-{seconds:g}s-{digest}.npz"
+
+
+def save_clip_features(clip: ClipFeatures, path: Path) -> None:
+    """One clip's candidates as ``.npz`` (arrays, and the truth as JSON), written atomically."""
+    with atomic_open(path, "wb", encoding=None) as handle:
+        np.savez(
+            handle,
+            name=np.array(clip.name),
+            clip_set=np.array(clip.clip_set),
+            photo=np.array(clip.photo),
+            fps=np.float64(clip.fps),
+            n_frames=np.int64(clip.n_frames),
+            features=clip.features,
+            labels=clip.labels,
+            frames=clip.frames,
+            halfwidth_ms=clip.halfwidth_ms,
+            truth=np.array(json.dumps(clip.truth)),
+        )
+
+
+def load_clip_features(path: Path) -> ClipFeatures:
+    """A clip written by :func:`save_clip_features`."""
+    with np.load(path, allow_pickle=False) as data:
+        return ClipFeatures(
+            str(data["name"]),
+            str(data["clip_set"]),
+            str(data["photo"]),
+            float(data["fps"]),
+            int(data["n_frames"]),
+            data["features"],
+            data["labels"],
+            data["frames"],
+            data["halfwidth_ms"],
+            json.loads(str(data["truth"])),
+        )
+
+
+def collect(
+    jobs: list[tuple[str, object]],
+    workers: int = 1,
+    progress: bool = True,
+    cache: Path | None = None,
+    seconds: float = 0.0,
+) -> list[ClipFeatures]:
+    """Every clip's candidates, ``workers`` clips at a time (one process each). With ``cache`` (a folder),
+    clips collected before are read back instead of made again (collecting is the slow part of training)."""
+    from tqdm import tqdm
+
+    out: dict[int, ClipFeatures] = {}
+    todo = []
+    for number, job in enumerate(jobs):
+        path = _cache_file(cache, job, seconds) if cache is not None else None
+        if path is not None and path.is_file():
+            out[number] = load_clip_features(path)
+        else:
+            todo.append((number, job, path))
+    bar = tqdm(total=len(todo), desc="clips", unit="clip", disable=not progress or not todo)
+
+    def keep(number: int, path: Path | None, result: ClipFeatures) -> None:
+        out[number] = result
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_clip_features(result, path)
+        bar.update()
+
+    if workers <= 1:
+        for number, job, path in todo:
+            keep(number, path, collect_clip(job))
+    else:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for (number, _, path), result in zip(todo, pool.map(collect_clip, [j for _, j, _ in todo]), strict=True):
+                keep(number, path, result)
+    bar.close()
+    return [out[number] for number in range(len(jobs))]
+
+
+# --- the model ----------------------------------------------------------------------------------------------------
+
+
+def train_model(features: np.ndarray, labels: np.ndarray, settings: SpotTrainingSettings) -> SpotModel:
+    """An MLP (ReLU, softmax over :data:`CLASSES`) fitted with Adam on the labelled candidates."""
+    import torch
+
+    keep = labels >= 0
+    x = np.asarray(features[keep], np.float32)
+    y = np.asarray(labels[keep], np.int64)
+    if len(np.unique(y)) < 2 or (y == 1).sum() == 0:
+        raise UserInputError("the clips gave no micro-expression candidates to learn from; make more clips")
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-4
+    generator = torch.Generator().manual_seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    sizes = (x.shape[1], *settings.hidden, len(CLASSES))
+    layers: list[torch.nn.Module] = []
+    for number, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers.append(torch.nn.Linear(a, b))
+        if number < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*layers)
+    optimiser = torch.optim.Adam(net.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    inputs = torch.from_numpy((x - mean) / scale)
+    targets = torch.from_numpy(y)
+    for _ in range(settings.epochs):
+        order = torch.randperm(len(inputs), generator=generator)
+        for start in range(0, len(order), 256):
+            batch = order[start : start + 256]
+            loss = torch.nn.functional.cross_entropy(net(inputs[batch]), targets[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    linear = [m for m in net if isinstance(m, torch.nn.Linear)]
+    return SpotModel(
+        feature_names=FEATURE_NAMES,
+        mean=mean.astype(np.float32),
+        scale=scale.astype(np.float32),
+        layers=tuple((m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in linear),
+    )
+
+
+def events_from_probabilities(clip: ClipFeatures, probabilities: np.ndarray, threshold: float) -> list[tuple]:
+    """(onset, apex, offset, kind) frames from a clip's candidate probabilities, as the streaming spotter makes
+    them (:meth:`LearnedFaceSpotter._decide`): a run of candidates at or above the threshold is one event, its
+    apex the most probable, its interval the apex ± the half-width of its best scale."""
+    events = []
+    run: list[int] = []
+    level = probabilities[:, 1:].max(axis=1) if len(probabilities) else np.zeros(0)
+
+    def close() -> None:
+        micro = float(probabilities[run, 1].mean())
+        blink = float(probabilities[run, 2].mean())
+        kind = "micro" if micro >= blink else "blink"
+        column = 1 if kind == "micro" else 2
+        apex = run[int(np.argmax(probabilities[run, column]))]
+        half = max(1, round(float(clip.halfwidth_ms[apex]) * clip.fps / 1000.0))
+        frame = int(clip.frames[apex])
+        events.append((max(frame - half, 0), frame, frame + half, kind))
+
+    for i in range(len(level)):
+        if level[i] >= threshold:
+            run.append(i)
+        elif run:
+            close()
+            run = []
+    if run:
+        close()
+    return events
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    inter = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    if inter <= 0:
+        return 0.0
+    return inter / ((a[2] - a[0] + 1) + (b[2] - b[0] + 1) - inter)
+
+
+def score_events(events: list[tuple], truth: dict) -> tuple[int, int, int]:
+    """(hits, spots, true micro-expressions) by the MEGC rule (IoU ≥ 0.5, each true interval matched once)."""
+    spots = [e for e in events if e[3] == "micro"]
+    true = [(e["onset_frame"], e["apex_frame"], e["offset_frame"]) for e in truth["events"] if e["kind"] == "micro"]
+    pairs = sorted(((_iou(s, t), i, j) for i, s in enumerate(spots) for j, t in enumerate(true)), reverse=True)
+    used_s, used_t = set(), set()
+    for overlap, i, j in pairs:
+        if overlap >= 0.5 and i not in used_s and j not in used_t:
+            used_s.add(i)
+            used_t.add(j)
+    return len(used_s), len(spots), len(true)
+
+
+def threshold_table(clips: list[ClipFeatures], probabilities: list[np.ndarray]) -> list[dict]:
+    """P, R, F1 on the clips with micro-expressions and false alarms a minute on the nuisance-only clips, for
+    every threshold in :data:`THRESHOLDS`."""
+    rows = []
+    for threshold in THRESHOLDS:
+        row: dict = {"threshold": threshold}
+        for clip_set in ("realistic", "lab", "quiet"):
+            chosen = [(c, p) for c, p in zip(clips, probabilities, strict=True) if c.clip_set == clip_set]
+            if not chosen:
+                continue
+            scores = [score_events(events_from_probabilities(c, p, threshold), c.truth) for c, p in chosen]
+            hits, spots, true = (sum(s[i] for s in scores) for i in range(3))
+            minutes = sum(c.n_frames / c.fps for c, _ in chosen) / 60.0
+            precision = hits / spots if spots else 0.0
+            recall = hits / true if true else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            row[clip_set] = {
+                "hits": hits,
+                "spots": spots,
+                "true": true,
+                "precision": round(precision, 3),
+                "recall": round(recall, 3),
+                "f1": round(f1, 3),
+                "false_per_minute": round((spots - hits) / minutes, 2) if minutes else None,
+            }
+        rows.append(row)
+    return rows
+
+
+def choose_threshold(table: list[dict], max_false_per_minute: float) -> float:
+    """The threshold with the best realistic F1 (lab F1 where there is no realistic set) among those whose
+    false alarms on nuisance-only clips stay within the budget (all thresholds when none does)."""
+
+    def f1(row: dict) -> float:
+        return (row.get("realistic") or row.get("lab") or {}).get("f1", 0.0)
+
+    def within(row: dict) -> bool:
+        quiet = row.get("quiet")
+        return quiet is None or quiet["false_per_minute"] <= max_false_per_minute
+
+    allowed = [row for row in table if within(row)] or table
+    return max(allowed, key=lambda row: (f1(row), row["threshold"]))["threshold"]
+
+
+def leave_one_photo_out(clips: list[ClipFeatures], settings: SpotTrainingSettings) -> list[np.ndarray]:
+    """Each clip's probabilities from a model trained on the other photos' clips."""
+    photos = sorted({c.photo for c in clips})
+    if len(photos) < 2:
+        raise UserInputError("leave-one-photo-out needs clips of at least two photos")
+    out: list[np.ndarray | None] = [None] * len(clips)
+    for photo in photos:
+        train = [c for c in clips if c.photo != photo]
+        model = train_model(
+            np.concatenate([c.features for c in train]), np.concatenate([c.labels for c in train]), settings
+        )
+        for i, clip in enumerate(clips):
+            if clip.photo == photo:
+                out[i] = model.predict(clip.features) if len(clip.features) else np.zeros((0, len(CLASSES)))
+    return [p for p in out if p is not None]
+
+
+def train_spotter(
+    settings: SpotTrainingSettings,
+    photos: Sequence[str],
+    workers: int = 1,
+    progress: bool = True,
+    cache: Path | None = None,
+) -> tuple[SpotModel, list[dict]]:
+    """Make the clips, collect their candidates, choose the threshold by leave-one-photo-out, train on all.
+    ``cache``: a folder where each clip's candidates are kept for the next run (see :func:`collect`)."""
+    from training.synth.photos import HELD_OUT_PHOTOS
+
+    held = sorted(set(photos) & set(HELD_OUT_PHOTOS))
+    if held:
+        raise UserInputError(f"{', '.join(held)} are the benchmark's held-out faces: the spotter never trains on them")
+    clips = collect(plan_training_clips(settings, photos), workers, progress, cache, settings.seconds)
+    table = threshold_table(clips, leave_one_photo_out(clips, settings))
+    threshold = choose_threshold(table, settings.max_false_per_minute)
+    model = train_model(
+        np.concatenate([c.features for c in clips]), np.concatenate([c.labels for c in clips]), settings
+    )
+    counts = {s: sum(c.clip_set == s for c in clips) for s in ("realistic", "quiet", "lab")}
+    labels = np.concatenate([c.labels for c in clips])
+    facts = {
+        "trained_by": "python -m training spotter",
+        "photos": sorted(set(photos)),
+        "clips": counts,
+        "candidates": {name: int((labels == i).sum()) for i, name in enumerate(CLASSES)},
+        "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()},
+        "leave_one_photo_out": table,
+        "threshold": threshold,
+    }
+    return SpotModel(model.feature_names, model.mean, model.scale, model.layers, threshold, CLASSES, facts), table
