@@ -25,7 +25,7 @@ from realtime.schema import EVENT_KEYS, FrameRecord, frame_header, frame_record,
 from realtime.stages.capture import CaptureOptions, FrameSource, check_source, open_source
 from realtime.stages.classify import Classifier, ClassifierOptions, default_model
 from realtime.stages.faces import FaceTracker, TrackingOptions
-from realtime.stages.spotter import SpotterOptions
+from realtime.stages.spotter import Spotter, SpotterOptions
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 """Where ``model=None`` (and ``stream.py`` without ``--model``) looks for the newest ``.onnx``."""
@@ -57,6 +57,8 @@ class Recognizer:
         self.options = PipelineOptions(
             tracking=TrackingOptions(max_faces=int(max_faces)), spotter=spotter or SpotterOptions()
         )
+        if self.options.spotter.method == "learned":
+            Spotter(self.options.spotter)  # its model file is read now: a bad path fails before any frame is read
         if fps is not None and not float(fps) > 0:
             raise UserInputError(f"--fps must be a positive number, got {fps}")
         self.fps = None if fps is None else float(fps)

@@ -308,6 +308,8 @@ def test_a_model_that_is_not_a_valid_classifier_is_refused(capsys, clip_video, b
         (["--source", "{clip}", "--max-faces", "0"], ["--max-faces", "at least 1"]),
         (["--source", "{clip}", "--fps", "-5"], ["--fps"]),
         (["--source", "{clip}", "--device", "tpu"], ["--device"]),
+        (["--source", "{clip}", "--spotter", "magic"], ["--spotter"]),
+        (["--source", "{clip}", "--spotter", "learned", "--spotter-model", "{tmp}/none.npz"], ["none.npz", "training"]),
         (["--model", "{model}"], ["--source"]),
     ],
 )

@@ -5,7 +5,7 @@
    the *training* photos only (:data:`training.synth.realistic.TUNING_PHOTOS`): the benchmark's held-out faces
    never reach the spotter's training or its threshold.
 2. Features: each clip goes the way ``stream.py`` reads a file (realistic clips are written as H.264 and read
-   back), through the face stage and :class:`realtime.stages.learned_spotter.LearnedFaceSpotter` without a
+   back), through the face stage and :class:`realtime.stages.spotter.learned.LearnedFaceSpotter` without a
    model, which yields the features of every candidate apex: the streaming code itself makes the training data.
 3. Labels: a candidate near the apex of a micro-expression (within a quarter of its duration) is ``micro``, one
    near a blink's apex ``blink``; the rest of a micro-expression is left out (neither side); everything
@@ -15,7 +15,7 @@
    them, and the threshold with the best F1 (MEGC rule, IoU ≥ 0.5) whose false alarms on the nuisance-only clips
    stay under ``max_false_per_minute`` wins. The model written is then trained on every training photo.
 
-The result is a :class:`realtime.stages.spot_model.SpotModel` (``weights/spotter.npz``) whose ``facts`` hold the
+The result is a :class:`realtime.stages.spotter.model.SpotModel` (``weights/spotter.npz``) whose ``facts`` hold the
 leave-one-photo-out table, the clip counts and the settings, so the figures travel with the weights.
 """
 
@@ -36,9 +36,9 @@ import numpy as np
 
 from realtime.core.errors import UserInputError
 from realtime.core.files import atomic_open
-from realtime.stages.learned_spotter import FEATURE_NAMES, LearnedFaceSpotter
-from realtime.stages.spot_model import CLASSES, SpotModel
 from realtime.stages.spotter import SpotterOptions
+from realtime.stages.spotter.learned import FEATURE_NAMES, LearnedFaceSpotter, comes_back
+from realtime.stages.spotter.model import CLASSES, SpotModel
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 APEX_SHARE = 0.25  # a candidate within this share of the event's duration of the apex is labelled with its kind
@@ -312,12 +312,18 @@ def train_model(features: np.ndarray, labels: np.ndarray, settings: SpotTraining
     )
 
 
-def events_from_probabilities(clip: ClipFeatures, probabilities: np.ndarray, threshold: float) -> list[tuple]:
+def events_from_probabilities(
+    clip: ClipFeatures, probabilities: np.ndarray, threshold: float, options: SpotterOptions | None = None
+) -> list[tuple]:
     """(onset, apex, offset, kind) frames from a clip's candidate probabilities, as the streaming spotter makes
-    them (:meth:`LearnedFaceSpotter._decide`): a run of candidates at or above the threshold is one event, its
-    apex the most probable, its interval the apex ± the half-width of its best scale."""
+    them (:meth:`LearnedFaceSpotter._decide`): a run of candidates at or above the threshold (dips shorter than
+    ``gap_ms`` bridged) is one event, its apex the most probable, its interval the apex ± the half-width of its
+    best scale; a micro-expression whose face does not come back is kind ``macro``."""
+    options = options or SpotterOptions()
+    frame_ms = 1000.0 / clip.fps
     events = []
     run: list[int] = []
+    below_since: float | None = None
     level = probabilities[:, 1:].max(axis=1) if len(probabilities) else np.zeros(0)
 
     def close() -> None:
@@ -326,16 +332,25 @@ def events_from_probabilities(clip: ClipFeatures, probabilities: np.ndarray, thr
         kind = "micro" if micro >= blink else "blink"
         column = 1 if kind == "micro" else 2
         apex = run[int(np.argmax(probabilities[run, column]))]
-        half = max(1, round(float(clip.halfwidth_ms[apex]) * clip.fps / 1000.0))
+        if kind == "micro" and not comes_back(clip.features[apex], options.return_ratio):
+            kind = "macro"
+        half = max(1, round(float(clip.halfwidth_ms[apex]) / frame_ms))
         frame = int(clip.frames[apex])
         events.append((max(frame - half, 0), frame, frame + half, kind))
 
     for i in range(len(level)):
+        t_ms = float(clip.frames[i]) * frame_ms
         if level[i] >= threshold:
             run.append(i)
+            below_since = None
+            if (clip.frames[i] - clip.frames[run[0]]) * frame_ms > options.max_ms:
+                close()
+                run = []
         elif run:
-            close()
-            run = []
+            below_since = t_ms if below_since is None else below_since
+            if t_ms - below_since >= options.gap_ms:
+                close()
+                run = []
     if run:
         close()
     return events

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from realtime.core.errors import UserInputError
-from realtime.stages.learned_spotter import FEATURE_NAMES
-from realtime.stages.spot_model import CLASSES, load_spot_model
+from realtime.stages.spotter.learned import FEATURE_NAMES
+from realtime.stages.spotter.model import CLASSES, load_spot_model
 from training.cli import main as training_main
 from training.spotting import (
     ClipFeatures,

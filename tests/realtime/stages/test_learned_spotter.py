@@ -11,10 +11,10 @@ import pytest
 
 from realtime.core.errors import OptionError, UserInputError
 from realtime.stages.faces import FaceTracker
-from realtime.stages.learned_spotter import FEATURE_NAMES, SCALES_MS, LearnedFaceSpotter
-from realtime.stages.spot_model import CLASSES, DEFAULT_SPOT_MODEL, SpotModel, load_spot_model
 from realtime.stages.spotter import SpottedEvent, Spotter, SpotterOptions
-from training.synth.scripted import ClipSpec, frames, micro
+from realtime.stages.spotter.learned import FEATURE_NAMES, SCALES_MS, LearnedFaceSpotter
+from realtime.stages.spotter.model import CLASSES, DEFAULT_SPOT_MODEL, SpotModel, load_spot_model
+from training.synth.scripted import ClipSpec, blink, frames, macro, micro
 
 LEARNED = SpotterOptions(method="learned")
 
@@ -101,3 +101,56 @@ def test_the_committed_model_matches_the_features_this_version_computes():
     model = load_spot_model(DEFAULT_SPOT_MODEL, FEATURE_NAMES)
     assert 0.0 < model.threshold < 1.0
     assert set(model.facts["photos"]).isdisjoint({"astronaut", "einstein"})  # never the benchmark's faces
+
+
+def assert_found(events: list[SpottedEvent], spec: ClipSpec, apex_frames: int) -> None:
+    micros = [e for e in events if e.kind == "micro"]
+    truth = spec.truth()
+    assert len(micros) == len(truth), (micros, truth)
+    for found, true in zip(micros, truth, strict=True):
+        inter = min(found.offset_frame, true.offset_frame) - max(found.onset_frame, true.onset_frame) + 1
+        union = (found.offset_frame - found.onset_frame + 1) + (true.offset_frame - true.onset_frame + 1) - inter
+        assert inter / union >= 0.5, (found, true)  # the MEGC hit rule
+        assert abs(found.apex_frame - true.apex_frame) <= apex_frames, (found, true)
+
+
+def test_micro_expressions_are_found_and_a_blink_and_an_expression_rejected():
+    spec = clip(
+        30.0,
+        6000.0,
+        micro("smile", 1500.0, 300.0, 2.0),
+        blink(2400.0, 200.0),
+        micro("brow_raise", 3200.0, 260.0, 2.0),
+        macro("smile", 4000.0, 1200.0, 6.0),
+        seed=3,
+    )
+    events = run(spec)
+    assert_found(events, spec, apex_frames=1)
+    assert [e.kind for e in events].count("blink") == 1, events
+    rejected = [e for e in events if e.kind not in ("micro", "blink")]
+    assert rejected and {e.kind for e in rejected} == {"macro"}, events  # its start and end do not come back
+    assert all(e.moved and e.moved[0].share > 0 for e in events if e.kind == "micro")
+
+
+@pytest.mark.parametrize("fps", [30.0, 60.0])
+def test_blinks_alone_give_no_micro_expression(fps):
+    events = run(clip(fps, 3600.0, blink(1400.0, 180.0), blink(2500.0, 260.0)))
+    assert not [e for e in events if e.kind == "micro"], events
+    assert [e.kind for e in events].count("blink") == 2, events
+
+
+@pytest.mark.parametrize("fps", [30.0, 60.0])
+def test_two_close_micro_expressions_are_both_found_once(fps):
+    spec = clip(fps, 3200.0, micro("smile", 1400.0, 300.0, 2.0), micro("brow_raise", 1950.0, 260.0, 2.0))
+    assert_found(run(spec), spec, apex_frames=round(60.0 * fps / 1000.0))
+
+
+def test_an_event_is_decided_a_fixed_lag_after_its_apex_at_any_frame_rate():
+    for fps in (30.0, 60.0):
+        spec = clip(fps, 3000.0, micro("smile", 1500.0, 200.0, 2.5))
+        (event,) = [e for e in run(spec) if e.kind == "micro"]
+        # the candidate apex trails the newest frame by the largest scale; the run then needs gap_ms of lower
+        # probabilities to end, and it ends within the event's own half-width of the apex
+        lag_ms = max(SCALES_MS) + LEARNED.gap_ms + 2 * 1000.0 / fps
+        assert event.decided_ms - event.offset_ms <= lag_ms + 1000.0 / fps, event
+        assert event.decided_ms > event.apex_ms  # causal: never before the apex was seen

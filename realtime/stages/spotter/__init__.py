@@ -1,5 +1,12 @@
 """Streaming micro-expression spotting, per face, over a sliding buffer of aligned faces.
 
+This package is the spotter stage. This module holds what every spotter shares (the options, the per-frame
+:class:`SpotSignal`, the :class:`SpottedEvent`, the :class:`Spotter` that keeps one spotter per face) and the
+rule spotter described below (``SpotterOptions.method == "rules"``, the default); ``learned.py`` the learned
+spotter (``method == "learned"``: per-cell motion and a trained decision) and ``model.py`` its model file.
+
+The rule spotter:
+
 A micro-expression moves the face by 1–3 px for 1/25–1/2 s. Landmark jitter and head motion are as large,
 so the spotter spends most of its effort on making the face hold still before it measures anything:
 
@@ -115,10 +122,12 @@ class SpotterOptions:
 
     ``method`` chooses the decision: ``"rules"`` (this module: a rise of the difference from a delayed
     reference face above an adaptive threshold, then rules for blinks, macro and global changes) or
-    ``"learned"`` (:mod:`realtime.stages.learned_spotter`: per-cell motion, rise-and-fall contrast and a small
+    ``"learned"`` (:mod:`realtime.stages.spotter.learned`: per-cell motion, rise-and-fall contrast and a small
     model trained on generated clips, read from ``model``, by default ``weights/spotter.npz``). The learned
     spotter's own settings: ``grid`` (cells per side of the aligned face), ``level_ms`` (the span each cell's
-    usual contrast is measured over) and ``gap_frames`` (candidates below the threshold that end an event).
+    usual contrast is measured over), ``gap_ms`` (how long the probability must stay below the threshold for
+    an event to end) and ``return_ratio`` (how far the face may stay moved, against how far the apex stood
+    out, for a micro-expression: :func:`realtime.stages.spotter.learned.comes_back`).
     """
 
     crop_px: int = 128
@@ -150,15 +159,18 @@ class SpotterOptions:
     model: str | None = None
     grid: int = 8
     level_ms: float = 2000.0
-    gap_frames: int = 1
+    gap_ms: float = 40.0
+    return_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in SPOTTER_METHODS:
             raise OptionError("method", f"must be one of {', '.join(SPOTTER_METHODS)}, got {self.method!r}")
         if not 4 <= self.grid <= 32 or self.crop_px // self.grid < 4:
             raise OptionError("grid", f"must be 4-32 and leave cells of at least 4 px, got {self.grid}")
-        if self.gap_frames < 1:
-            raise OptionError("gap_frames", f"must be at least 1, got {self.gap_frames}")
+        if not self.gap_ms >= 0.0:
+            raise OptionError("gap_ms", f"must be 0 or more, got {self.gap_ms}")
+        if not self.return_ratio > 0.0:
+            raise OptionError("return_ratio", f"must be positive, got {self.return_ratio}")
 
     @property
     def alignment(self) -> AlignmentSettings:
@@ -745,14 +757,14 @@ class Spotter:
         self._seen: dict[int, float] = {}
         self._model = None
         if self.options.method == "learned":
-            from realtime.stages.learned_spotter import FEATURE_NAMES
-            from realtime.stages.spot_model import load_spot_model
+            from realtime.stages.spotter.learned import FEATURE_NAMES
+            from realtime.stages.spotter.model import load_spot_model
 
             self._model = load_spot_model(self.options.model, FEATURE_NAMES)
 
     def _new_face(self, face_id: int) -> FaceSpotter:
         if self.options.method == "learned":
-            from realtime.stages.learned_spotter import LearnedFaceSpotter
+            from realtime.stages.spotter.learned import LearnedFaceSpotter
 
             return LearnedFaceSpotter(face_id, self.options, self._model)
         return FaceSpotter(face_id, self.options)

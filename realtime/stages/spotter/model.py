@@ -1,18 +1,18 @@
-"""The spotter's learned decision: a small multilayer perceptron over the motion features of one frame.
+"""The learned spotter's decision: a small multilayer perceptron over the features of one candidate apex.
 
-The streaming spotter (:mod:`realtime.stages.spotter`) describes each frame by how the aligned, stabilised
-face moves around it: per region and time scale, how much the frame differs from the mean of its neighbours
-(the rise-and-fall contrast of Moilanen et al.), how much the face drifted across the window and before it,
-and how the head and the mouth moved (:data:`realtime.stages.spotter.FEATURE_NAMES`). This model turns that
-vector into the probabilities of three classes: ``rest`` (nothing, or motion that is not a micro-expression:
-talking, a head turn, an ordinary expression, a lighting step), ``micro`` (the frame is near the apex of a
-micro-expression) and ``blink``.
+The learned spotter (:mod:`realtime.stages.spotter.learned`) describes each candidate apex by how the cells of
+the aligned, stabilised face move around it: the rise-and-fall contrast of the strongest cells at four time
+scales against each cell's own usual level, whether the rest of the face stayed still, which part of the face
+moved, and what the face did in the half second before (:data:`realtime.stages.spotter.learned.FEATURE_NAMES`).
+This model turns that vector into the probabilities of three classes: ``rest`` (nothing, or motion that is not
+a micro-expression: talking, a head turn, an ordinary expression, the face's own small movements), ``micro``
+(the candidate is near the apex of a micro-expression) and ``blink``.
 
 It is trained by ``python -m training spotter`` on generated clips of the training faces only (never the
 benchmark's held-out faces) and stored as ``weights/spotter.npz``: the feature names it was trained on
 (checked against the spotter's at load time), the standardisation, the layers, the decision threshold chosen
-on the training faces by leave-one-photo-out, and a JSON string of how it was made. Inference is two or three
-small matrix products in NumPy: a few microseconds a frame.
+on the training faces by leave-one-photo-out, and a JSON string of how it was made (its figures included).
+Inference is three small matrix products in NumPy: a few microseconds a candidate.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from realtime.core.errors import UserInputError
 from realtime.core.files import atomic_open
 
 CLASSES = ("rest", "micro", "blink")
-DEFAULT_SPOT_MODEL = Path(__file__).resolve().parents[2] / "weights" / "spotter.npz"
+DEFAULT_SPOT_MODEL = Path(__file__).resolve().parents[3] / "weights" / "spotter.npz"
 TRAIN_HINT = "python -m training spotter --out weights/spotter.npz"
 
 

@@ -22,13 +22,17 @@ describes *how* the face moves around a candidate apex and lets a model trained 
    talking, lids) must move more than usual to count.
 4. Features, per scale (:data:`FEATURE_NAMES`): the six strongest cells, the median cell (the rest of the
    face still?), the net change of the strongest cell and of the median cell, the strongest cell of each part
-   of the face (brows, eyes, nose, mouth, jaw) and the face-wide level; no cell positions, so the decision does
-   not learn one face's layout.
-5. Decision. :class:`realtime.stages.spot_model.SpotModel` (an MLP trained by ``python -m training spotter`` on
+   of the face (brows, eyes, nose, mouth, jaw) and the face-wide level; then the context of the last
+   ``CONTEXT_MS``: the net change over it (an expression building up, a mouth that keeps moving) and the
+   strongest contrast of the earlier candidates (was the face still before?). No cell positions, so the
+   decision does not learn one face's layout.
+5. Decision. :class:`realtime.stages.spotter.model.SpotModel` (an MLP trained by ``python -m training spotter`` on
    generated clips of the training faces, never the benchmark's) gives ``rest``/``micro``/``blink``
    probabilities per candidate. A run of candidates whose micro (or blink) probability reaches the model's
    threshold is one event; its apex is the most probable candidate, its interval the apex ± the scale that
-   fits it best. A blink is reported as a rejected event (kind ``blink``), as the rule spotter does.
+   fits it best. A micro-expression must come back (:func:`comes_back`): one whose face ends up where the
+   movement took it is the start or end of something that stays, reported as rejected (kind ``macro``); a
+   blink is reported as rejected too (kind ``blink``), as the rule spotter does.
 
 Causal: the candidate is ``lag`` behind the newest frame, so an event is reported about ``lag`` plus one
 frame after its last candidate (about 100–170 ms after the offset at 30 fps, less at higher frame rates).
@@ -43,8 +47,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.stages.spot_model import SpotModel
 from realtime.stages.spotter import REGIONS, FaceSpotter, RegionMotion, SpotSignal, SpottedEvent, SpotterOptions
+from realtime.stages.spotter.model import SpotModel
 
 SCALES_MS = (33.0, 67.0, 100.0, 133.0)
 FACE_PARTS: dict[str, tuple[int, ...]] = {
@@ -61,7 +65,24 @@ _PER_SCALE = (
     + [f"part_{name}" for name in FACE_PARTS]
     + ["level"]
 )
-FEATURE_NAMES: tuple[str, ...] = tuple(f"{name}@{round(ms)}ms" for ms in SCALES_MS for name in _PER_SCALE)
+CONTEXT_MS = 500.0  # how far before a candidate the face's earlier motion is looked at
+_CONTEXT = ("long_net_top", "long_net_median", "before_top", "before_median")
+FEATURE_NAMES: tuple[str, ...] = (
+    *(f"{name}@{round(ms)}ms" for ms in SCALES_MS for name in _PER_SCALE),
+    *(f"{name}@{round(CONTEXT_MS)}ms" for name in _CONTEXT),
+)
+
+
+_TOP_LONG = FEATURE_NAMES.index(f"top1@{round(max(SCALES_MS))}ms")
+_NET_LONG = FEATURE_NAMES.index(f"net_top@{round(max(SCALES_MS))}ms")
+
+
+def comes_back(features: np.ndarray, ratio: float = 1.0) -> bool:
+    """The rise-and-fall shape of a micro-expression: at its apex the strongest cell's net change across the
+    largest scale (where the face is after the movement against where it was before) is at most ``ratio``
+    times its contrast (how far the apex stands out from both). The start or end of an expression that stays,
+    a mouth opening to talk, a head that turns and stays turned: the face does not come back."""
+    return math.expm1(float(features[_NET_LONG])) <= ratio * math.expm1(float(features[_TOP_LONG]))
 
 
 @dataclass(frozen=True)
@@ -100,10 +121,11 @@ class LearnedFaceSpotter(FaceSpotter):
         self._frames: deque[int] = deque()
         self._motion: deque[np.ndarray] = deque()
         self._levels: deque[tuple[float, np.ndarray]] = deque()  # (t, contrast (scales, cells))
+        self._before: deque[tuple[float, tuple[float, float]]] = deque()  # (t, (top z, median z)) at 67 ms
         self._cell_level: np.ndarray | None = None
         self._level_age = 0
         self._run: list[Candidate] = []
-        self._below = 0
+        self._below_since: float | None = None
         self._last_event_frame = -1
 
     # -- cell motion -------------------------------------------------------------------------------------
@@ -179,7 +201,7 @@ class LearnedFaceSpotter(FaceSpotter):
         self._frames.append(frame_index)
         self._motion.append(motion)
         lag = max(SCALES_MS)
-        while len(self._times) > 2 and t_ms - self._times[1] > 2.0 * lag + 1.0:
+        while len(self._times) > 2 and t_ms - self._times[1] > 2.0 * lag + CONTEXT_MS + 1.0:
             self._times.popleft()
             self._frames.popleft()
             self._motion.popleft()
@@ -222,7 +244,7 @@ class LearnedFaceSpotter(FaceSpotter):
 
     def _candidate(self, t_c: float) -> Candidate | None:
         """The features of the candidate apex nearest ``t_c`` (None until enough history exists)."""
-        if not self._times or self._times[0] > t_c - max(SCALES_MS) + 1.0 or self._start_ms is None:
+        if not self._times or self._times[0] > t_c - CONTEXT_MS - max(SCALES_MS) + 1.0 or self._start_ms is None:
             return None
         if t_c - self._start_ms < self.options.warmup_ms:
             return None
@@ -264,6 +286,25 @@ class LearnedFaceSpotter(FaceSpotter):
             features += [math.log1p(float(np.median(zs))), math.log1p(float(ns[top])), math.log1p(float(np.median(ns)))]
             features += [math.log1p(float(v)) for v in parts]
             features.append(math.log(float(face_level[s, 0])))
+        # what the face did before the candidate: the net change from CONTEXT_MS before it to the newest frame
+        # of its window (large when an expression builds or the mouth keeps moving), and the strongest
+        # contrast among the earlier candidates of that span (a face that was not still)
+        far = self._nearest(t_cand - CONTEXT_MS)
+        newest = self._nearest(t_cand + max(SCALES_MS))
+        long_net = np.linalg.norm(u[newest] - u[far], axis=1) / level[1]
+        top = int(np.argmax(z[1]))
+        earlier = [(v[0], v[1]) for t, v in self._before if t_cand - CONTEXT_MS <= t < t_cand - max(SCALES_MS)]
+        before_top = max((v[0] for v in earlier), default=0.0)
+        before_median = max((v[1] for v in earlier), default=0.0)
+        self._before.append((t_cand, (float(z[1].max()), float(np.median(z[1])))))
+        while self._before and t_cand - self._before[0][0] > CONTEXT_MS:
+            self._before.popleft()
+        features += [
+            math.log1p(float(long_net[top])),
+            math.log1p(float(np.median(long_net))),
+            math.log1p(before_top),
+            math.log1p(before_median),
+        ]
         x = np.asarray(features, np.float32)
         best = int(np.argmax(z.max(axis=1)))
         p_micro = p_blink = 0.0
@@ -274,27 +315,32 @@ class LearnedFaceSpotter(FaceSpotter):
 
     # -- events ------------------------------------------------------------------------------------------
     def _decide(self, candidate: Candidate, frame_index: int, t_ms: float) -> tuple[SpottedEvent, ...]:
-        """Grow the run of candidates above the threshold; close it once the probability has fallen."""
+        """Grow the run of candidates above the threshold; close it once the probability has stayed below it
+        for ``gap_ms`` (a one-frame dip does not split an event in two) or the run grew past ``max_ms``."""
         level = max(candidate.p_micro, candidate.p_blink)
         if level >= self.threshold_p and candidate.frame_index > self._last_event_frame:
             self._run.append(candidate)
-            self._below = 0
+            self._below_since = None
             if candidate.t_ms - self._run[0].t_ms <= self.options.max_ms:
                 return ()
         elif not self._run:
             return ()
         else:
-            self._below += 1
-            if self._below < self.options.gap_frames:
+            if self._below_since is None:
+                self._below_since = candidate.t_ms
+            if candidate.t_ms - self._below_since < self.options.gap_ms:
                 return ()
         return (self._close(frame_index, t_ms),)
 
     def _close(self, frame_index: int, t_ms: float) -> SpottedEvent:
-        run, self._run, self._below = self._run, [], 0
+        run, self._run, self._below_since = self._run, [], None
         micro = float(np.mean([c.p_micro for c in run]))
         blink = float(np.mean([c.p_blink for c in run]))
         kind = "micro" if micro >= blink else "blink"
         apex = max(run, key=lambda c: c.p_micro if kind == "micro" else c.p_blink)
+        score = apex.p_micro if kind == "micro" else apex.p_blink
+        if kind == "micro" and not comes_back(apex.features, self.options.return_ratio):
+            kind = "macro"  # the face did not come back: the start or end of a movement that stays
         half = apex.halfwidth_ms
         onset_i = self._nearest(apex.t_ms - half)
         offset_i = self._nearest(apex.t_ms + half)
@@ -311,7 +357,7 @@ class LearnedFaceSpotter(FaceSpotter):
             onset_ms,
             apex.t_ms,
             offset_ms,
-            round(max(c.p_micro if kind == "micro" else c.p_blink for c in run), 3),
+            round(score, 3),
             kind,
             regions,
             {},
