@@ -587,7 +587,9 @@ class FaceSpotter:
         level = opts.edge_fraction * peak
         # onset: walk back from the start through the history while the signal is above the edge level
         history = list(self._history)
-        start_pos = next(i for i, s in enumerate(history) if s.frame_index == active[0].frame_index)
+        # the event's first sample, or (when the face was away so long that the history no longer reaches back
+        # to it) the oldest sample kept
+        start_pos = next((i for i, s in enumerate(history) if s.frame_index >= active[0].frame_index), 0)
         onset_pos = start_pos
         while (
             onset_pos > 0

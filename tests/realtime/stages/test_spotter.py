@@ -101,3 +101,25 @@ def test_durations_allow_one_frame_period():
     assert _kind(activity, duration_ms=35.0, fps=200.0) == "micro"  # 7 frames: 40 ms within a frame period
     assert _kind(activity, duration_ms=520.0) == "micro"  # 500 ms plus part of a frame period
     assert _kind(activity, duration_ms=700.0) == "macro"
+
+
+def test_an_event_that_outlives_the_history_while_the_face_is_away_still_closes():
+    # a face whose event is under way disappears for longer than the spotter's history reaches back, then
+    # returns: the event closes on the frames that remain instead of failing (seen on a realistic clip)
+    spec = clip(30.0, 4000.0, micro("smile", 1500.0, 600.0, 6.0))
+    tracker, spotter = FaceTracker(), Spotter(forget_ms=10_000.0)
+    images = list(frames(spec))
+    events, under_way = [], False
+    for index, image in enumerate(images):
+        faces = tracker.process(image)
+        signal = spotter.update(0, index, index * 1000.0 / spec.fps, faces.gray, faces.faces[0].landmarks)
+        events += signal.events
+        if signal.in_event:
+            under_way = True
+            break
+    assert under_way
+    for index in range(index + 1, len(images)):  # the same face, 5 s later (its frames kept their numbers)
+        faces = tracker.process(images[index])
+        t_ms = 5000.0 + index * 1000.0 / spec.fps
+        events += spotter.update(0, index, t_ms, faces.gray, faces.faces[0].landmarks).events
+    assert events and events[-1].offset_frame >= events[-1].onset_frame
