@@ -109,17 +109,17 @@ def test_an_event_that_outlives_the_history_while_the_face_is_away_still_closes(
     spec = clip(30.0, 4000.0, micro("smile", 1500.0, 600.0, 6.0))
     tracker, spotter = FaceTracker(), Spotter(forget_ms=10_000.0)
     images = list(frames(spec))
-    events, under_way = [], False
+    events, started = [], None
     for index, image in enumerate(images):
         faces = tracker.process(image)
         signal = spotter.update(0, index, index * 1000.0 / spec.fps, faces.gray, faces.faces[0].landmarks)
         events += signal.events
         if signal.in_event:
-            under_way = True
+            started = index
             break
-    assert under_way
-    for index in range(index + 1, len(images)):  # the same face, 5 s later (its frames kept their numbers)
-        faces = tracker.process(images[index])
-        t_ms = 5000.0 + index * 1000.0 / spec.fps
-        events += spotter.update(0, index, t_ms, faces.gray, faces.faces[0].landmarks).events
+    assert started is not None
+    for later in range(started + 1, len(images)):  # the same face, 5 s later (its frames kept their numbers)
+        faces = tracker.process(images[later])
+        t_ms = 5000.0 + later * 1000.0 / spec.fps
+        events += spotter.update(0, later, t_ms, faces.gray, faces.faces[0].landmarks).events
     assert events and events[-1].offset_frame >= events[-1].onset_frame
