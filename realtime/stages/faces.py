@@ -13,8 +13,11 @@ e.g. a 176×144 car-phone clip, where it is cheap), every ``small_search_every``
 (tens of milliseconds at 640×480, paid only while no face is known). A tracked face that the whole-frame
 search does not see (small, or tilted past what the frontal detector takes) is checked in its own region
 instead: the region around its box, rotated upright by its eye line and scaled so that the face is
-``region_face_px`` wide, a search of about 1 ms. A face that this
-check also misses ``lost_after`` times, or whose landmarks jump while the check fails, is lost.
+``region_face_px`` wide, a search of about 1 ms. When HOG does not see it there either, the face is kept if
+it still looks like itself (its appearance descriptor, below, against the one of its last confirmed
+detection): HOG misses some faces on many frames — a grey photograph, a strong expression — while the
+landmarks follow them well. A face that the check misses ``lost_after`` times and that no longer looks like
+itself, or whose landmarks jump while the check fails, is lost.
 
 Stable ids. A face keeps its id for as long as it is tracked; a detection that overlaps a tracked face (IoU)
 refreshes that face instead of starting a new one. A lost face is remembered for ``remember_ms`` with a
@@ -158,6 +161,7 @@ class _Track:
     landmarks: np.ndarray
     misses: int = 0
     anchor: np.ndarray | None = None  # the rigid landmarks' centre when ``box`` was placed
+    looked: bool = False  # kept at the last check by its appearance alone (HOG saw no face there)
     descriptor: np.ndarray | None = None
 
 
@@ -264,14 +268,26 @@ class FaceTracker:
         often (at once after a landmark jump: a jump with no face there means the face is gone)."""
         for track in tracks:
             found = self._region_face(gray, track) if len(track.landmarks) else None
+            track.looked = False
             if found is not None:
                 track.misses = 0
                 if _differs(track.box, found, self.options.keep_tolerance, self.options.rescale_tolerance):
                     track.box, track.anchor = found, None  # as with a whole-frame detection
+            elif not after_jump and self._looks_like_itself(gray, track):
+                track.misses, track.looked = 0, True
             else:
                 track.misses = self.options.lost_after if after_jump else track.misses + 1
         for track in [t for t in self._tracks if t.misses >= self.options.lost_after]:
             self._lose(track, t_ms)
+
+    def _looks_like_itself(self, gray: np.ndarray, track: _Track) -> bool:
+        """Whether the face where the track's landmarks are still looks like the face HOG last confirmed there
+        (its descriptor, correlation ≥ ``same_face``). HOG misses some faces on many frames (a grey photo, a
+        strong expression, a slight turn) while the landmarks follow them well; landmarks that slid off the
+        face onto the background or a hand no longer look like it, and the face is lost as before."""
+        if track.descriptor is None or not len(track.landmarks):
+            return False
+        return similarity(track.descriptor, appearance(gray, track.landmarks)) >= self.options.same_face
 
     def _lose(self, track: _Track, t_ms: float) -> None:
         self._tracks.remove(track)
@@ -297,7 +313,7 @@ class FaceTracker:
             used_tracks.add(ti)
             used_boxes.add(bi)
             track = self._tracks[ti]
-            track.misses = 0
+            track.misses, track.looked = 0, False
             if _differs(track.box, boxes[bi], self.options.keep_tolerance, self.options.rescale_tolerance):
                 # the face moved or changed size more than tracking followed: take the detection's box
                 track.box, track.anchor = boxes[bi], None
@@ -411,13 +427,24 @@ class FaceTracker:
             if track.face_id < 0:  # new: a face never seen, or one coming back?
                 track.descriptor = appearance(gray, points)
                 track.face_id = self._identify(track.descriptor, box, t_ms)
-            elif detected_now and track.misses == 0 and not any(track.face_id in p for p in self._contacts):
-                now = appearance(gray, points)  # confirmed and alone: keep the descriptor current
+            elif (
+                detected_now
+                and track.misses == 0
+                and not track.looked
+                and not any(track.face_id in p for p in self._contacts)
+            ):
+                now = appearance(gray, points)  # confirmed by HOG and alone: keep the descriptor current
                 if similarity(track.descriptor, now) >= self.options.same_face or track.descriptor is None:
                     track.descriptor = now
         if len(self._tracks) > 1:
             self._untangle(gray, t_ms)
         return [
-            TrackedFace(t.face_id, t.box, t.landmarks, detected_now and t.misses == 0, eye_angle_deg(t.landmarks))
+            TrackedFace(
+                t.face_id,
+                t.box,
+                t.landmarks,
+                detected_now and t.misses == 0 and not t.looked,
+                eye_angle_deg(t.landmarks),
+            )
             for t in self._tracks
         ]
