@@ -664,6 +664,9 @@ def configure_spotter(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lab-clips", type=int, default=defaults.lab_clips, help="still-face (lab) clips")
     parser.add_argument("--seconds", type=float, default=defaults.seconds, help="length of each realistic clip")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument(
+        "--members", type=int, default=defaults.members, help="MLPs averaged, each from its own seed (default 5)"
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
         "--max-false-per-minute",
@@ -679,7 +682,8 @@ def configure_spotter(parser: argparse.ArgumentParser) -> None:
         "--cache",
         type=Path,
         help="keep each clip's collected features in this folder and reuse them next time (collecting is the "
-        "slow part; the file names carry the plan and a digest of the features, so stale rows are never reused)",
+        "slow part; the file names carry the plan and a digest of the features and of the code that makes them, so "
+        "stale rows are never reused)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
@@ -704,6 +708,7 @@ def run_spotter(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         seed=args.seed,
         epochs=args.epochs,
+        members=args.members,
         max_false_per_minute=args.max_false_per_minute,
     )
     model, table = train_spotter(settings, resolve_photos(args.photos), args.workers, args.progress, args.cache)

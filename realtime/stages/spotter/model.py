@@ -31,38 +31,48 @@ DEFAULT_SPOT_MODEL = Path(__file__).resolve().parents[3] / "weights" / "spotter.
 TRAIN_HINT = "python -m training spotter --out weights/spotter.npz"
 
 
+Layers = tuple[tuple[np.ndarray, np.ndarray], ...]
+
+
 @dataclass(frozen=True)
 class SpotModel:
     """A trained spotting decision: ``predict(features) → probabilities`` of :data:`CLASSES`.
 
-    ``layers`` are (weight, bias) pairs, ReLU between them, softmax at the end; ``mean``/``scale``
-    standardise the features; ``threshold`` is the micro (and blink) probability an event needs;
-    ``facts`` says how the model was made (data, photos, figures)."""
+    ``members`` are MLPs trained alike from different seeds (their probabilities are averaged: one MLP's
+    answers vary with its seed more than the data justify); each is (weight, bias) pairs, ReLU between them,
+    softmax at the end. ``mean``/``scale`` standardise the features; ``threshold`` is the micro (and blink)
+    probability an event needs; ``facts`` says how the model was made (data, photos, figures)."""
 
     feature_names: tuple[str, ...]
     mean: np.ndarray
     scale: np.ndarray
-    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    members: tuple[Layers, ...]
     threshold: float = 0.5
     classes: tuple[str, ...] = CLASSES
     facts: dict = field(default_factory=dict)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities for one feature vector (shape (F,)) or a batch (N, F)."""
-        x = (np.asarray(features, np.float32) - self.mean) / self.scale
-        for number, (weight, bias) in enumerate(self.layers):
-            x = x @ weight + bias
-            if number < len(self.layers) - 1:
-                x = np.maximum(x, 0.0)
-        x = x - x.max(axis=-1, keepdims=True)
-        e = np.exp(x)
-        return e / e.sum(axis=-1, keepdims=True)
+        standard = (np.asarray(features, np.float32) - self.mean) / self.scale
+        total = 0.0
+        for layers in self.members:
+            x = standard
+            for number, (weight, bias) in enumerate(layers):
+                x = x @ weight + bias
+                if number < len(layers) - 1:
+                    x = np.maximum(x, 0.0)
+            x = x - x.max(axis=-1, keepdims=True)
+            e = np.exp(x)
+            total = total + e / e.sum(axis=-1, keepdims=True)
+        return total / len(self.members)
 
     def save(self, path: str | Path) -> Path:
         """Write the model as one ``.npz`` (atomically: a reader never sees half a file)."""
         path = Path(path)
-        arrays = {f"weight{i}": w for i, (w, _) in enumerate(self.layers)}
-        arrays.update({f"bias{i}": b for i, (_, b) in enumerate(self.layers)})
+        arrays = {}
+        for m, layers in enumerate(self.members):
+            arrays.update({f"m{m}_weight{i}": w for i, (w, _) in enumerate(layers)})
+            arrays.update({f"m{m}_bias{i}": b for i, (_, b) in enumerate(layers)})
         with atomic_open(path, "wb", encoding=None) as handle:
             np.savez(
                 handle,
@@ -71,7 +81,8 @@ class SpotModel:
                 mean=self.mean.astype(np.float32),
                 scale=self.scale.astype(np.float32),
                 threshold=np.float64(self.threshold),
-                n_layers=np.int32(len(self.layers)),
+                n_members=np.int32(len(self.members)),
+                n_layers=np.int32(len(self.members[0])),
                 facts=np.array(json.dumps(self.facts, sort_keys=True)),
                 **{k: v.astype(np.float32) for k, v in arrays.items()},
             )
@@ -87,11 +98,18 @@ def load_spot_model(path: str | Path | None = None, feature_names: tuple[str, ..
     try:
         with np.load(path, allow_pickle=False) as data:
             n = int(data["n_layers"])
+            if "n_members" in data.files:
+                members = tuple(
+                    tuple((data[f"m{m}_weight{i}"], data[f"m{m}_bias{i}"]) for i in range(n))
+                    for m in range(int(data["n_members"]))
+                )
+            else:  # a file of one MLP (the first format)
+                members = (tuple((data[f"weight{i}"], data[f"bias{i}"]) for i in range(n)),)
             model = SpotModel(
                 feature_names=tuple(str(s) for s in data["feature_names"]),
                 mean=data["mean"].astype(np.float32),
                 scale=data["scale"].astype(np.float32),
-                layers=tuple((data[f"weight{i}"], data[f"bias{i}"]) for i in range(n)),
+                members=members,
                 threshold=float(data["threshold"]),
                 classes=tuple(str(s) for s in data["classes"]),
                 facts=json.loads(str(data["facts"])),

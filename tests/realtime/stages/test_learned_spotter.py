@@ -84,9 +84,8 @@ def test_a_model_file_is_checked_in_one_line(tmp_path):
     with pytest.raises(UserInputError, match="not a spotting model"):
         load_spot_model(tmp_path / "bad.npz")
     rng = np.random.default_rng(0)
-    model = SpotModel(
-        ("a", "b"), np.zeros(2, np.float32), np.ones(2, np.float32), ((rng.normal(size=(2, 3)), np.zeros(3)),), 0.7
-    )
+    members = tuple(((rng.normal(size=(2, 3)), np.zeros(3)),) for _ in range(2))
+    model = SpotModel(("a", "b"), np.zeros(2, np.float32), np.ones(2, np.float32), members, 0.7)
     path = model.save(tmp_path / "other.npz")
     again = load_spot_model(path)
     assert again.threshold == 0.7 and again.classes == CLASSES
