@@ -72,9 +72,18 @@ FRAME_FIELDS: tuple[Field, ...] = (
     Field("pose_Rx", "float", "rad", "head pitch, > 0 when the head tips down (generic 3D face, solvePnP)", 4),
     Field("pose_Ry", "float", "rad", "head yaw, > 0 when the face turns towards the image's left", 4),
     Field("pose_Rz", "float", "rad", "head roll, > 0 when the head rolls clockwise in the image", 4),
-    Field("signal", "float", "z", "the spotting signal: the largest region motion (robust z-score)", 2),
+    Field(
+        "signal",
+        "float",
+        "z",
+        "the spotting signal: the largest region motion (robust z-score); with --spotter learned the micro "
+        "probability of the candidate apex 133 ms before this frame",
+        2,
+    ),
     Field("threshold", "float", "z", "the level the signal must cross to start an event", 2),
-    Field("in_event", "flag", "", "1 while a rise of the signal is under way"),
+    Field(
+        "in_event", "flag", "", "1 while a rise of the signal is under way (learned: a run of candidates 133 ms back)"
+    ),
     *(
         Field(
             region_column(name),
@@ -108,7 +117,7 @@ EVENT_FIELDS: tuple[Field, ...] = (
     Field("onset_ms", "float", "ms", "time of the onset frame", 1),
     Field("apex_ms", "float", "ms", "time of the apex frame", 1),
     Field("offset_ms", "float", "ms", "time of the offset frame", 1),
-    Field("score", "float", "z", "peak spotting signal", 2),
+    Field("score", "float", "z", "peak spotting signal (learned spotter: the apex's probability, 0-1)", 2),
     Field("label", "text", "", "the classifier's emotion for the apex frame (empty without a classifier)"),
     Field("confidence", "float", "0-1", "the classifier's probability of that label", 4),
     Field("probabilities", "object", "0-1", "every class's probability, in the model's class order", 4),
