@@ -659,11 +659,31 @@ def configure_spotter(parser: argparse.ArgumentParser) -> None:
     )
     defaults = _spot_defaults()
     parser.add_argument("--out", type=Path, default=Path("weights/spotter.npz"), help="the model file to write")
-    parser.add_argument("--clips", type=int, default=defaults.realistic_clips, help="realistic clips with micros")
-    parser.add_argument("--quiet-clips", type=int, default=defaults.quiet_clips, help="nuisance-only clips")
-    parser.add_argument("--lab-clips", type=int, default=defaults.lab_clips, help="still-face (lab) clips")
-    parser.add_argument("--seconds", type=float, default=defaults.seconds, help="length of each realistic clip")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument(
+        "--clips",
+        type=int,
+        default=defaults.realistic_clips,
+        help=f"realistic clips with micro-expressions (default {defaults.realistic_clips})",
+    )
+    parser.add_argument(
+        "--quiet-clips",
+        type=int,
+        default=defaults.quiet_clips,
+        help=f"nuisance-only clips (default {defaults.quiet_clips})",
+    )
+    parser.add_argument(
+        "--lab-clips",
+        type=int,
+        default=defaults.lab_clips,
+        help=f"still-face (lab) clips (default {defaults.lab_clips})",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=defaults.seconds,
+        help=f"length of each clip in seconds (default {defaults.seconds:g})",
+    )
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help=f"per MLP (default {defaults.epochs})")
     parser.add_argument(
         "--members", type=int, default=defaults.members, help="MLPs averaged, each from its own seed (default 5)"
     )
@@ -672,7 +692,8 @@ def configure_spotter(parser: argparse.ArgumentParser) -> None:
         "--max-false-per-minute",
         type=float,
         default=defaults.max_false_per_minute,
-        help="false-alarm budget on nuisance-only clips when choosing the threshold",
+        help="when choosing the threshold: the most false alarms a minute, on realistic and on nuisance-only "
+        f"clips (default {defaults.max_false_per_minute:g})",
     )
     parser.add_argument(
         "--photos", default="training", help="training (default) or comma-separated names; held-out faces refused"
@@ -686,7 +707,7 @@ def configure_spotter(parser: argparse.ArgumentParser) -> None:
         "stale rows are never reused)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def _spot_defaults():
