@@ -34,8 +34,10 @@ describes *how* the face moves around a candidate apex and lets a model trained 
    movement took it is the start or end of something that stays, reported as rejected (kind ``macro``); a
    blink is reported as rejected too (kind ``blink``), as the rule spotter does.
 
-Causal: the candidate is ``lag`` behind the newest frame, so an event is reported about ``lag`` plus one
-frame after its last candidate (about 100–170 ms after the offset at 30 fps, less at higher frame rates).
+Causal: the candidate is ``lag`` (the largest scale, 133 ms) behind the newest frame, and a run ends once its
+probability has stayed low for ``gap_ms``, so an event is decided about ``lag`` + ``gap_ms`` after its last
+candidate: 260 ms (max 300 ms) of video after its offset frame at 30 fps on ``benchmarks/stream_bench.py``
+(the rule spotter: about 20 ms). Shortening that means shorter scales, which see less of a long movement.
 """
 
 from __future__ import annotations
