@@ -466,14 +466,19 @@ class FaceSpotter:
         return max(self.options.min_on_z, self._s_med + self.options.on_mad * self._s_mad)
 
     # -- per frame -------------------------------------------------------------------------------------
-    def update(self, frame_index: int, t_ms: float, gray: np.ndarray, landmarks: np.ndarray) -> SpotSignal:
-        """Feed one frame of this face (grey frame and its 68 landmarks); frames must come in time order."""
-        opts = self.options
+    def _advance(self, t_ms: float, gray: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+        """This frame's stabilised face and the milliseconds since the previous frame (1/30 s for the first);
+        the clock every spotter of a face keeps."""
         dt = 1000.0 / 30.0 if self._last_ms is None else max(t_ms - self._last_ms, 1e-3)
         self._last_ms = t_ms
         if self._start_ms is None:
             self._start_ms = t_ms
-        face = self._stabilised(gray, landmarks, dt)
+        return self._stabilised(gray, landmarks, dt), dt
+
+    def update(self, frame_index: int, t_ms: float, gray: np.ndarray, landmarks: np.ndarray) -> SpotSignal:
+        """Feed one frame of this face (grey frame and its 68 landmarks); frames must come in time order."""
+        opts = self.options
+        face, dt = self._advance(t_ms, gray, landmarks)
         if self._reference is None:
             self._reference = face.copy()
         diff = np.abs(face - self._reference).ravel()

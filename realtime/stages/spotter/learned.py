@@ -186,11 +186,7 @@ class LearnedFaceSpotter(FaceSpotter):
     def update(self, frame_index: int, t_ms: float, gray: np.ndarray, landmarks: np.ndarray) -> SpotSignal:
         """Feed one frame of this face; frames must come in time order."""
         opts = self.options
-        dt = 1000.0 / 30.0 if self._last_ms is None else max(t_ms - self._last_ms, 1e-3)
-        self._last_ms = t_ms
-        if self._start_ms is None:
-            self._start_ms = t_ms
-        face = self._stabilised(gray, landmarks, dt)
+        face, dt = self._advance(t_ms, gray, landmarks)
         if self._reference is None:  # the first frame, or the registration started again from the landmarks
             self._reference, self._gradient_sums = face.copy(), None
         motion = self._cell_motion(face)
