@@ -8,7 +8,7 @@ import pytest
 
 from realtime.stages.faces import FaceTracker
 from realtime.stages.spotter import REGIONS, SpottedEvent, Spotter, SpotterOptions, event_kind
-from training.synth.scripted import ClipSpec, TrueEvent, blink, frames, micro
+from training.synth.scripted import ClipSpec, TrueEvent, blink, frames, macro, micro
 
 
 def spot(spec: ClipSpec) -> list[SpottedEvent]:
@@ -123,3 +123,22 @@ def test_an_event_that_outlives_the_history_while_the_face_is_away_still_closes(
         t_ms = 5000.0 + later * 1000.0 / spec.fps
         events += spotter.update(0, later, t_ms, faces.gray, faces.faces[0].landmarks).events
     assert events and events[-1].offset_frame >= events[-1].onset_frame
+
+
+@pytest.mark.parametrize("method", ["rules", "learned"])
+@pytest.mark.parametrize("fps", [30.0, 60.0])
+def test_a_micro_expression_half_a_second_after_an_expression_is_still_found(method, fps):
+    # an ordinary smile (1.5 s, 6 px) and, 0.5 s after it has ended, a 2 px micro-expression: the expression must
+    # neither be reported as one nor leave the spotter deaf to what follows it
+    spec = clip(fps, 5200.0, macro("smile", 1200.0, 1500.0, 6.0), micro("brow_raise", 3200.0, 260.0, 2.0))
+    tracker, spotter = FaceTracker(), Spotter(SpotterOptions(method=method))
+    events: list[SpottedEvent] = []
+    for index, frame in enumerate(frames(spec)):
+        faces = tracker.process(frame, index * 1000.0 / fps)
+        for face in faces.faces[:1]:
+            events += spotter.update(face.face_id, index, index * 1000.0 / fps, faces.gray, face.landmarks).events
+    (found,) = [e for e in events if e.kind == "micro"]
+    (true,) = spec.truth()
+    assert iou(found, true) >= 0.5, (found, true)
+    assert abs(found.apex_ms - true.apex_ms) <= 67.0, (found, true)
+    assert any(e.kind == "macro" for e in events)  # the expression was seen, and rejected
