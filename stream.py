@@ -33,8 +33,9 @@ Spot facial micro-expressions (1/25-1/2 s leaks of a hidden emotion) and name th
 
 For every face: dlib finds it and fits 68 landmarks, the face is aligned the way the model was trained, a
 streaming spotter watches brows, eyes, nose, mouth corners and chin for a brief rise and fall of motion
-(blinks, head motion, lighting changes and longer macro expressions are rejected), and the apex frame of
-each micro-expression is classified by the ONNX model. Nothing is downloaded.
+(blinks, head motion, lighting changes and longer macro expressions are rejected; --spotter learned
+tells a micro-expression from talking, head turns and ordinary expressions by how the face moves), and the
+apex frame of each micro-expression is classified by the ONNX model. Nothing is downloaded.
 """
 
 EPILOG = """\
@@ -46,6 +47,7 @@ sources:
 
 examples:
   python stream.py --source 0                                   # webcam, window with the overlay
+  python stream.py --source 0 --spotter learned                 # a face that talks, turns and smiles
   python stream.py --source clip.mp4 --no-display --events events.jsonl --csv frames.csv
   python stream.py --source CASME2/sub01/EP02_01f/ --fps 200 --output annotated.mp4 --no-display
   python stream.py --source clip.mp4 --no-display --events out/events.jsonl --report   # + out/events.html
