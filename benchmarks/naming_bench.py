@@ -35,32 +35,14 @@ CLASSES = ("happiness", "disgust", "surprise", "repression", "others")
 IOU_MIN = 0.5
 
 
-def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
-    """Intersection over union of two inclusive frame intervals."""
-    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
-    if inter <= 0:
-        return 0.0
-    return inter / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter)
-
-
 def match_events(spotted: list[dict], truth: list[dict]) -> list[tuple[dict, dict]]:
-    """(spotted, true) pairs, greedily by IoU (highest first), each event used once, IoU ≥ 0.5."""
-    candidates = sorted(
-        (
-            (iou((s["onset_frame"], s["offset_frame"]), (t["onset_frame"], t["offset_frame"])), i, j)
-            for i, s in enumerate(spotted)
-            for j, t in enumerate(truth)
-        ),
-        reverse=True,
+    """(spotted, true) pairs by the MEGC rule (:func:`training.metrics.megc_match`: IoU ≥ 0.5, best first)."""
+    hits = metrics.megc_match(
+        [(s["onset_frame"], s["offset_frame"]) for s in spotted],
+        [(t["onset_frame"], t["offset_frame"]) for t in truth],
+        IOU_MIN,
     )
-    used_s, used_t, pairs = set(), set(), []
-    for overlap, i, j in candidates:
-        if overlap < IOU_MIN or i in used_s or j in used_t:
-            continue
-        used_s.add(i)
-        used_t.add(j)
-        pairs.append((spotted[i], truth[j]))
-    return pairs
+    return [(spotted[i], truth[j]) for i, j in hits]
 
 
 def make_clips(out: Path, photos: tuple[str, ...], clips: int, seed: int) -> list[tuple[str, Path, Path]]:

@@ -58,6 +58,8 @@ from realtime.pipeline import Pipeline, PipelineOptions  # noqa: E402
 from realtime.stages.capture import Frame, open_source  # noqa: E402
 from realtime.stages.faces import FaceTracker  # noqa: E402
 from realtime.stages.spotter import SPOTTER_METHODS, SpotterOptions  # noqa: E402
+from training.metrics import interval_iou  # noqa: E402
+from training.metrics import megc_match as metrics_megc_match  # noqa: E402
 from training.synth.faces import load_face_photos  # noqa: E402
 from training.synth.photos import HELD_OUT_PHOTOS  # noqa: E402
 from training.synth.realistic import (  # noqa: E402
@@ -108,30 +110,15 @@ class Job:
 
 def iou(a: Interval, b: Interval) -> float:
     """IoU of two frame intervals, both ends included."""
-    inter = min(a.offset_frame, b.offset_frame) - max(a.onset_frame, b.onset_frame) + 1
-    if inter <= 0:
-        return 0.0
-    union = (a.offset_frame - a.onset_frame + 1) + (b.offset_frame - b.onset_frame + 1) - inter
-    return inter / union
+    return interval_iou((a.onset_frame, a.offset_frame), (b.onset_frame, b.offset_frame))
 
 
 def megc_match(spotted: Iterable[Interval], truth: list[Interval], threshold: float = 0.5) -> list[tuple]:
     """Pairs (spotted index, true index) of hits: each true interval matches at most one spotted one, best
-    IoU first."""
-    spotted = list(spotted)
-    pairs = sorted(
-        ((iou(s, t), si, ti) for si, s in enumerate(spotted) for ti, t in enumerate(truth)),
-        key=lambda p: p[0],
-        reverse=True,
+    IoU first (:func:`training.metrics.megc_match`)."""
+    return metrics_megc_match(
+        [(s.onset_frame, s.offset_frame) for s in spotted], [(t.onset_frame, t.offset_frame) for t in truth], threshold
     )
-    used_s, used_t, hits = set(), set(), []
-    for overlap, si, ti in pairs:
-        if overlap < threshold or si in used_s or ti in used_t:
-            continue
-        used_s.add(si)
-        used_t.add(ti)
-        hits.append((si, ti))
-    return hits
 
 
 # --- the two spotters ---------------------------------------------------------------------------------------------

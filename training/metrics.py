@@ -22,6 +22,9 @@ Conventions, stated once and used everywhere:
   identity. MEGC divides by the number of classes C; on its composite data every class has support, where
   the two agree. It is not the mean of per-fold F1s (that average is noisier and biased low, since most
   folds hold only two or three classes).
+* Spotting (MEGC): a spotted interval is a hit when its IoU with a true interval is at least 0.5, each true
+  interval matched at most once, best IoU first (:func:`megc_match`); intervals are (onset, offset) frames,
+  both ends included.
 """
 
 from __future__ import annotations
@@ -161,3 +164,31 @@ def summarize(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.nda
         ],
         "confusion_matrix": cm.tolist(),
     }
+
+
+def interval_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """IoU of two frame intervals ``(onset, offset)``, both ends included."""
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    if inter <= 0:
+        return 0.0
+    return inter / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter)
+
+
+def megc_match(
+    spotted: Sequence[tuple[int, int]], truth: Sequence[tuple[int, int]], threshold: float = 0.5
+) -> list[tuple[int, int]]:
+    """The MEGC hits: pairs (spotted index, true index) whose IoU is at least ``threshold``, each spotted and
+    each true interval used at most once, best IoU first (ties in the order given)."""
+    pairs = sorted(
+        ((interval_iou(s, t), si, ti) for si, s in enumerate(spotted) for ti, t in enumerate(truth)),
+        key=lambda p: p[0],
+        reverse=True,
+    )
+    used_s, used_t, hits = set(), set(), []
+    for overlap, si, ti in pairs:
+        if overlap < threshold or si in used_s or ti in used_t:
+            continue
+        used_s.add(si)
+        used_t.add(ti)
+        hits.append((si, ti))
+    return hits

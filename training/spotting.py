@@ -39,6 +39,7 @@ from realtime.core.files import atomic_open
 from realtime.stages.spotter import SpotterOptions
 from realtime.stages.spotter.learned import FEATURE_NAMES, LearnedFaceSpotter, comes_back
 from realtime.stages.spotter.model import CLASSES, SpotModel
+from training.metrics import megc_match
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 APEX_SHARE = 0.25  # a candidate within this share of the event's duration of the apex is labelled with its kind
@@ -113,12 +114,8 @@ def label_candidates(frames: np.ndarray, truth: dict) -> np.ndarray:
 def _frames_of(path: Path) -> Iterator:
     from realtime.stages.capture import open_source
 
-    source = open_source(str(path))
-    try:
-        while (frame := source.read()) is not None:
-            yield frame
-    finally:
-        source.close()
+    with open_source(str(path)) as source:
+        yield from source
 
 
 def collect_clip(job: tuple[str, object]) -> ClipFeatures:
@@ -379,24 +376,11 @@ def events_from_probabilities(
     return events
 
 
-def _iou(a: tuple, b: tuple) -> float:
-    inter = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    if inter <= 0:
-        return 0.0
-    return inter / ((a[2] - a[0] + 1) + (b[2] - b[0] + 1) - inter)
-
-
 def score_events(events: list[tuple], truth: dict) -> tuple[int, int, int]:
-    """(hits, spots, true micro-expressions) by the MEGC rule (IoU ≥ 0.5, each true interval matched once)."""
-    spots = [e for e in events if e[3] == "micro"]
-    true = [(e["onset_frame"], e["apex_frame"], e["offset_frame"]) for e in truth["events"] if e["kind"] == "micro"]
-    pairs = sorted(((_iou(s, t), i, j) for i, s in enumerate(spots) for j, t in enumerate(true)), reverse=True)
-    used_s, used_t = set(), set()
-    for overlap, i, j in pairs:
-        if overlap >= 0.5 and i not in used_s and j not in used_t:
-            used_s.add(i)
-            used_t.add(j)
-    return len(used_s), len(spots), len(true)
+    """(hits, spots, true micro-expressions) by the MEGC rule (:func:`training.metrics.megc_match`)."""
+    spots = [(e[0], e[2]) for e in events if e[3] == "micro"]
+    true = [(e["onset_frame"], e["offset_frame"]) for e in truth["events"] if e["kind"] == "micro"]
+    return len(megc_match(spots, true)), len(spots), len(true)
 
 
 def threshold_table(clips: list[ClipFeatures], probabilities: list[np.ndarray]) -> list[dict]:
