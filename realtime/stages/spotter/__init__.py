@@ -97,6 +97,18 @@ class RegionMotion:
     direction: str = ""
 
 
+def region_direction(region: str, dx: float, dy: float) -> str:
+    """The direction (:class:`RegionMotion`) of a region's movement (dx, dy) on the aligned face: up or down when
+    mostly vertical; else inward or outward for one side of a pair (``*_left`` is the image-left half), left or
+    right for the others."""
+    if abs(dy) >= abs(dx):
+        return "down" if dy > 0 else "up"
+    if region.endswith(("_left", "_right")):
+        side = -1.0 if region.endswith("_left") else 1.0
+        return "outward" if dx * side > 0 else "inward"
+    return "right" if dx > 0 else "left"
+
+
 @dataclass(frozen=True)
 class SpotterOptions:
     """Settings of the streaming spotter. Times are milliseconds; thresholds are robust z-scores.
@@ -684,13 +696,7 @@ class FaceSpotter:
             if flow is not None:
                 dx, dy = flow[position]
                 if max(abs(dx), abs(dy)) >= MIN_DIRECTION_PX:
-                    if abs(dy) >= abs(dx):
-                        direction = "down" if dy > 0 else "up"
-                    elif name.endswith(("_left", "_right")):  # image-left / image-right half of a pair
-                        side = -1.0 if name.endswith("_left") else 1.0
-                        direction = "outward" if dx * side > 0 else "inward"
-                    else:
-                        direction = "right" if dx > 0 else "left"
+                    direction = region_direction(name, float(dx), float(dy))
             moved.append(RegionMotion(name, round(float(positive[position]) / total, 3), direction))
         return tuple(moved)
 

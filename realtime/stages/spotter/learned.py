@@ -18,7 +18,7 @@ describes *how* the face moves around a candidate apex and lets a model trained 
    contrast it cancels any linear drift (slow head motion, a slowly building expression) and is large only for
    a movement that comes and goes. Beside it the net change |u(c+k) − u(c−k)| (large for an expression that
    stays, a mouth that opens to talk) is kept. Both are divided by the cell's own recent level (the median of
-   its contrast over ``noise_ms``, plus half the face-wide level): a cell that always moves (lips while
+   its contrast over ``level_ms``, plus half the face-wide level): a cell that always moves (lips while
    talking, lids) must move more than usual to count.
 4. Features, per scale (:data:`FEATURE_NAMES`): the six strongest cells, the median cell (the rest of the
    face still?), the net change of the strongest cell and of the median cell, the strongest cell of each part
@@ -49,7 +49,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.stages.spotter import REGIONS, FaceSpotter, RegionMotion, SpotSignal, SpottedEvent, SpotterOptions
+from realtime.stages.spotter import (
+    REGIONS,
+    FaceSpotter,
+    RegionMotion,
+    SpotSignal,
+    SpottedEvent,
+    SpotterOptions,
+    region_direction,
+)
 from realtime.stages.spotter.model import SpotModel
 
 SCALES_MS = (33.0, 67.0, 100.0, 133.0)
@@ -115,9 +123,8 @@ class LearnedFaceSpotter(FaceSpotter):
         self.threshold_p = model.threshold if model is not None else 1.0
         self.last_candidate: Candidate | None = None
         self._cells: np.ndarray | None = None  # flat pixel index → cell number (-1 outside the used cells)
-        self._cell_parts: np.ndarray = np.zeros(0, int)
-        self._cell_regions: np.ndarray = np.zeros(0, int)
-        self._cell_xy: np.ndarray = np.zeros((0, 2))
+        self._part_cells: list[np.ndarray] = []  # per face part, the cells nearest to it
+        self._region_cells: list[np.ndarray] = []  # per spotter region (REGIONS), the cells nearest to it
         self._gradient_sums: np.ndarray | None = None
         self._times: deque[float] = deque()
         self._frames: deque[int] = deque()
@@ -142,7 +149,6 @@ class LearnedFaceSpotter(FaceSpotter):
         labels[: grid * cell, : grid * cell] = np.kron(numbers, np.ones((cell, cell), int))
         self._cells = labels.ravel()
         centres = (np.argwhere(used)[:, ::-1] + 0.5) * cell  # (x, y)
-        self._cell_xy = centres
         # each cell belongs to the face part (and the spotter region) of its nearest landmark
         points = self._template @ self._fit[:, :2].T + self._fit[:, 2]
         matrix = self._last_matrix
@@ -152,11 +158,13 @@ class LearnedFaceSpotter(FaceSpotter):
         part_of = np.zeros(68, int)
         for number, indices in enumerate(FACE_PARTS.values()):
             part_of[list(indices)] = number
-        self._cell_parts = part_of[nearest]
+        cell_parts = part_of[nearest]
+        self._part_cells = [np.flatnonzero(cell_parts == number) for number in range(len(FACE_PARTS))]
         region_points = [(number, i) for number, indices in enumerate(REGIONS.values()) for i in indices]
         region_index = np.array([number for number, _ in region_points])
         region_xy = crop_points[[i for _, i in region_points]]
-        self._cell_regions = region_index[np.argmin(np.linalg.norm(centres[:, None] - region_xy[None], axis=2), axis=1)]
+        cell_regions = region_index[np.argmin(np.linalg.norm(centres[:, None] - region_xy[None], axis=2), axis=1)]
+        self._region_cells = [np.flatnonzero(cell_regions == number) for number in range(len(REGIONS))]
 
     def _cell_sums(self, image: np.ndarray) -> np.ndarray:
         return np.bincount(self._cells_in, weights=image.ravel()[self._inside], minlength=self._n_cells)
@@ -207,15 +215,14 @@ class LearnedFaceSpotter(FaceSpotter):
         self.last_candidate = candidate
         events: tuple[SpottedEvent, ...] = ()
         signal = 0.0
+        region_motion = {}
         if candidate is not None:
             signal = candidate.p_micro
             if self.model is not None:
                 events = self._decide(candidate, frame_index, t_ms)
-        region_motion = {}
-        if candidate is not None:
             region_motion = {
-                name: round(float(candidate.z[self._cell_regions == number].max(initial=0.0)), 3)
-                for number, name in enumerate(REGIONS)
+                name: round(float(candidate.z[cells].max(initial=0.0)), 3)
+                for name, cells in zip(REGIONS, self._region_cells, strict=True)
             }
         return SpotSignal(
             self.face_id,
@@ -249,13 +256,11 @@ class LearnedFaceSpotter(FaceSpotter):
         c = self._nearest(t_c)
         u = self._motion
         contrasts, nets = [], []
-        used: set[tuple[int, int]] = set()
         for k_ms in SCALES_MS:
             before = min(self._nearest(self._times[c] - k_ms), c - 1)
             after = max(self._nearest(self._times[c] + k_ms), c + 1)
             if before < 0 or after >= len(u):
                 return None
-            used.add((before, after))
             contrasts.append(u[c] - 0.5 * (u[before] + u[after]))
             nets.append(u[after] - u[before])
         vectors = np.stack(contrasts)  # (scales, cells, 2)
@@ -279,7 +284,7 @@ class LearnedFaceSpotter(FaceSpotter):
             strongest = -np.sort(-zs)[:TOP_CELLS]
             if len(strongest) < TOP_CELLS:
                 strongest = np.pad(strongest, (0, TOP_CELLS - len(strongest)))
-            parts = [zs[self._cell_parts == number].max(initial=0.0) for number in range(len(FACE_PARTS))]
+            parts = [zs[cells].max(initial=0.0) for cells in self._part_cells]
             features += list(np.log1p(strongest))
             features += [math.log1p(float(np.median(zs))), math.log1p(float(ns[top])), math.log1p(float(np.median(ns)))]
             features += [math.log1p(float(v)) for v in parts]
@@ -370,11 +375,10 @@ class LearnedFaceSpotter(FaceSpotter):
         apex's contrast and the direction of their strongest cell's contrast vector."""
         strength = np.linalg.norm(apex.contrast, axis=1)
         regions, shares = {}, []
-        for number, name in enumerate(REGIONS):
-            mine = self._cell_regions == number
-            regions[name] = round(float(apex.z[mine].max(initial=0.0)), 2)
-            if mine.any():
-                best = np.flatnonzero(mine)[int(np.argmax(strength[mine]))]
+        for name, cells in zip(REGIONS, self._region_cells, strict=True):
+            regions[name] = round(float(apex.z[cells].max(initial=0.0)), 2)
+            if len(cells):
+                best = cells[int(np.argmax(strength[cells]))]
                 shares.append((float(strength[best]), name, apex.contrast[best]))
         total = sum(s for s, _, _ in shares) or 1.0
         top = max((s for s, _, _ in shares), default=0.0)
@@ -382,12 +386,5 @@ class LearnedFaceSpotter(FaceSpotter):
         for s, name, (dx, dy) in sorted(shares, key=lambda item: -item[0]):
             if s < 0.5 * top or s <= 0.0:
                 break
-            if abs(dy) >= abs(dx):
-                direction = "down" if dy > 0 else "up"
-            elif name.endswith(("_left", "_right")):
-                side = -1.0 if name.endswith("_left") else 1.0
-                direction = "outward" if dx * side > 0 else "inward"
-            else:
-                direction = "right" if dx > 0 else "left"
-            moved.append(RegionMotion(name, round(s / total, 3), direction))
+            moved.append(RegionMotion(name, round(s / total, 3), region_direction(name, float(dx), float(dy))))
         return regions, tuple(moved)
