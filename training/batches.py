@@ -81,9 +81,30 @@ def augment_batch(batch: torch.Tensor, config: TrainConfig, generator: torch.Gen
     if config.input_kind == "flow":  # RGB channel 2 is the horizontal flow (BGR channel 0): a mirror negates it
         flipped = (flip < 0).to(device=batch.device).view(n, 1, 1)
         out[:, 2] = torch.where(flipped, 256.0 / 255.0 - out[:, 2], out[:, 2])
+        out = scale_flow(out, flow_gains(n, config.min_flow_gain, generator))
     if config.input_kind == "apex":
         out = out * brightness.to(device=batch.device, dtype=batch.dtype).view(n, 1, 1, 1)
     return out.clamp_(0.0, 1.0)
+
+
+def flow_gains(n: int, min_gain: float, generator: torch.Generator) -> torch.Tensor:
+    """One random gain per sample in [``min_gain``, 1] (drawn after the geometric ones, so the other inputs'
+    augmentation is unchanged by it)."""
+    if min_gain >= 1.0:
+        return torch.ones(n)
+    return min_gain + (1.0 - min_gain) * torch.rand(n, generator=generator, dtype=torch.float32)
+
+
+def scale_flow(batch: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
+    """A ``flow`` batch (float RGB in [0, 1]: strain, vertical flow, horizontal flow) as if every movement were
+    ``gains`` times as large: the signed flow channels scale about mid-grey (128 = still), the strain about 0.
+    Flow and strain are linear in the displacement, so this is a smaller micro-expression of the same shape."""
+    gains = gains.to(device=batch.device, dtype=batch.dtype).view(-1, 1, 1)
+    still = 128.0 / 255.0
+    out = batch.clone()
+    out[:, 0] = batch[:, 0] * gains
+    out[:, 1:] = still + (batch[:, 1:] - still) * gains.unsqueeze(1)
+    return out
 
 
 def prepare_batch(batch: torch.Tensor, config: TrainConfig, generator: torch.Generator | None = None) -> torch.Tensor:

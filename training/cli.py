@@ -125,6 +125,13 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--no-augment", dest="augment", action="store_false", help="no on-device augmentation")
     group.add_argument(
+        "--min-flow-gain",
+        type=float,
+        default=defaults.min_flow_gain,
+        help="--input flow: scale each training sample's flow by a random gain in [this, 1], so that smaller "
+        "movements than the training clips' get the same names (default: %(default)s; 1: off)",
+    )
+    group.add_argument(
         "--imagenet",
         type=Path,
         help="a torchvision ResNet18 ImageNet state dict you already have (.pth), to start from",

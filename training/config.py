@@ -66,6 +66,10 @@ class TrainConfig:
     * ``input_kind`` what the network sees (:mod:`realtime.core.motion`): ``apex`` (the paper's), ``onset-apex`` or
       ``flow``. For ``flow`` a flip also negates the horizontal flow; brightness changes apply to ``apex`` only
       (the other inputs are centred on mid-grey, which a gain would move).
+    * ``min_flow_gain`` 0.3 (``flow`` only): each sample's flow and strain are scaled by a random gain in
+      [``min_flow_gain``, 1]. Generated training clips move more than a real micro-expression (they must,
+      to be learnable from 100 clips), and a model that has only seen big flows calls every small one by
+      the same name; the gain teaches it that the pattern, not the size, names the emotion. 1 turns it off.
     * ``calibrate``: each LOSO fold holds ``val_subjects`` of its training subjects out of training and fits a
       softmax temperature on them (temperature scaling); the test subject never sees it.
     """
@@ -92,6 +96,7 @@ class TrainConfig:
     max_shift_fraction: float = 0.05
     max_scale_change: float = 0.05
     max_brightness_change: float = 0.2
+    min_flow_gain: float = 0.3
     selection: str = "last"
     val_subjects: int = 3
     input_kind: str = DEFAULT_INPUT_KIND
@@ -128,6 +133,8 @@ class TrainConfig:
         for name in ("max_shift_fraction", "max_scale_change", "max_brightness_change"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 < self.min_flow_gain <= 1:
+            raise ValueError(f"min_flow_gain must be in (0, 1], got {self.min_flow_gain}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (``alpha`` weights as a list)."""

@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from realtime.core.errors import UserInputError
-from training.batches import IMAGENET_MEAN, IMAGENET_STD, augment_batch, images_to_tensor, prepare_batch
+from training.batches import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    augment_batch,
+    images_to_tensor,
+    prepare_batch,
+    scale_flow,
+    to_unit_rgb,
+)
 from training.checkpoints import ARCH_NAME, load_checkpoint, read_pretrained, save_checkpoint
 from training.config import TrainConfig
 from training.engine import build_loss_fn, build_model, build_optimizer, evaluate, fit, train_one_epoch
@@ -122,6 +130,55 @@ def test_augmentation_is_seeded_and_identity_when_its_ranges_are_zero():
     assert torch.allclose(augment_batch(x, still, torch.Generator().manual_seed(1)), x, atol=1e-5)
     flipped = TrainConfig(**{**still.to_dict(), "flip_probability": 1.0})
     assert torch.allclose(augment_batch(x, flipped, torch.Generator()), x.flip(3), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def smiles_of_two_sizes(face_photo, expression_clip) -> dict[float, np.ndarray]:
+    """The ``flow`` input of the same smile on a real face at two sizes (mouth corners moved 6 and 3 px)."""
+    from realtime.core.align import AlignmentSettings, align_face
+    from realtime.core.landmarks import LazyLandmarker
+    from realtime.core.motion import build_classifier_input
+
+    marker = LazyLandmarker().get()
+    points = marker.landmarks(face_photo, marker.detect(face_photo)[0])
+    settings = AlignmentSettings(output_size=64)
+    inputs = {}
+    for pixels in (6.0, 3.0):
+        onset, *_, apex = expression_clip(face_photo, points[[48, 54]], n=4, apex=3, pixels=pixels)
+        crops = [align_face(frame, points, settings).image for frame in (onset, apex)]
+        inputs[pixels] = build_classifier_input("flow", crops[1], crops[0])
+    return inputs
+
+
+def test_a_flow_gain_turns_a_large_movement_into_the_smaller_one(smiles_of_two_sizes):
+    """The gain augmentation (``min_flow_gain``) must show the network what a smaller micro-expression of the same
+    shape looks like: half the gain on the 6 px smile lands near the 3 px smile, far nearer than the 6 px one."""
+    big, small = (
+        to_unit_rgb(images_to_tensor(smiles_of_two_sizes[p][None], "cpu", channels_last=False)) for p in (6.0, 3.0)
+    )
+    halved = scale_flow(big, torch.tensor([0.5]))
+    assert torch.equal(scale_flow(big, torch.tensor([1.0])), big)
+    inner = (slice(None), slice(None), slice(32, -6), slice(6, -6))  # the lower face, off the crop's edges
+    assert (halved - small)[inner].abs().mean() < 0.5 * (big - small)[inner].abs().mean()
+
+
+@pytest.mark.parametrize("kind", ["flow", "onset-apex", "apex"])
+def test_the_flow_gain_scales_flow_inputs_only_and_within_its_range(kind, smiles_of_two_sizes):
+    x = to_unit_rgb(images_to_tensor(np.stack([smiles_of_two_sizes[6.0]] * 6), "cpu", channels_last=False))
+    geometry_off = dict(flip_probability=0.0, max_shift_fraction=0.0, max_scale_change=0.0, max_brightness_change=0.0)
+    config = TrainConfig(**FAST, **geometry_off, input_kind=kind, min_flow_gain=0.3)
+    out = augment_batch(x, config, torch.Generator().manual_seed(0))
+    if kind != "flow":
+        assert torch.allclose(out, x, atol=1e-5)
+        return
+    still = 128.0 / 255.0
+    gains = ((out[:, 1:] - still).abs().sum((1, 2, 3)) / (x[:, 1:] - still).abs().sum((1, 2, 3))).numpy()
+    assert np.all(gains >= 0.3 - 1e-3) and np.all(gains <= 1.0 + 1e-3) and gains.std() > 0.01
+
+
+def test_a_flow_gain_outside_its_range_is_refused():
+    with pytest.raises(ValueError, match="min_flow_gain"):
+        TrainConfig(**FAST, min_flow_gain=0.0)
 
 
 # --- training and evaluation --------------------------------------------------------------------------------
