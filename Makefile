@@ -65,7 +65,7 @@ demo-training: $(STAMP)
 # layout sets made from the five training photos (never the held-out astronaut and einstein), then the input
 # ablation (apex / onset-apex / flow, each from scratch and from CK+-role pretraining on the same input) by
 # leave-one-photo-out, leave-one-subject-out with temperature calibration for the row that wins, that row
-# trained on every subject, and the export to ONNX (fp16). About 20 minutes on 2 idle cores.
+# trained on every subject, and the export to ONNX (fp16). About 6 minutes on 2 idle cores.
 W        := build/weights
 W_SIZE   := 64
 W_TRAIN  := --image-size $(W_SIZE) --cache-dir $(W)/cache --seed 0 --epochs 8 --threads 1
