@@ -233,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
         info.trained_on(),
         provider,
     )
+    # the pipeline too (the landmark model takes half a second to load) is ready before a live source opens
+    ready_pipeline = recognizer.pipeline()
     stop = StopSignals()  # SIGTERM and SIGHUP end the run as Ctrl-C does: between two frames, outputs closed
     with stop:
         with flags_for_options(option_flags):
@@ -257,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
             if display and not _display_available():
                 log.info("no display found: running without a window (as with --no-display)")
                 display = False
-            pipeline = recognizer.pipeline()
+            pipeline = ready_pipeline
             renderer = Renderer(RenderOptions(landmarks=args.landmarks))
             recorder = ReportRecorder() if report_path is not None else None
             stats = _loop(args, recognizer, source, pipeline, renderer, outputs, display, recorder, stop)

@@ -37,6 +37,17 @@ from realtime.core.files import IMAGE_SUFFIXES
 
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "tcp://", "udp://", "srt://")
 DEFAULT_FPS = 30.0
+# A live queue holds this much time of frames: a quarter second absorbs a slow frame (a face detection, the
+# garbage collector, the OS) at any camera rate: 8 frames at 30 fps, 50 at 200 fps. Frames are dropped only
+# when the pipeline falls behind for longer, and a queue this short keeps what is shown close to now.
+LIVE_QUEUE_S = 0.25
+MIN_LIVE_QUEUE = 8
+
+
+def live_queue_frames(fps: float) -> int:
+    """How many frames a live queue holds at ``fps``: :data:`LIVE_QUEUE_S` of them, at least
+    :data:`MIN_LIVE_QUEUE`."""
+    return max(MIN_LIVE_QUEUE, math.ceil(float(fps) * LIVE_QUEUE_S))
 
 
 class CaptureLike(Protocol):
@@ -61,7 +72,8 @@ class CaptureOptions:
 
     ``fps`` is the rate of a frame folder (and overrides a video's own rate when given); ``live`` forces
     live handling on (``True``) or off (``False``) instead of deciding from the source (cameras and
-    network streams are live); ``queue_size`` bounds the live queue; ``stall_s`` is how long a live source
+    network streams are live); ``queue_size`` bounds the live queue (None: :data:`LIVE_QUEUE_S` of frames at
+    the source's rate, at least :data:`MIN_LIVE_QUEUE`); ``stall_s`` is how long a live source
     may deliver nothing before it is considered gone; ``max_bad_frames`` how many undecodable frames in a
     row end a recorded source; ``read_ahead`` how many frames of a recorded video or folder a thread decodes
     ahead of the pipeline (0: decode on the caller's thread). Decoding releases the GIL, so it overlaps the
@@ -71,7 +83,7 @@ class CaptureOptions:
     fps: float | None = None
     live: bool | None = None
     read_ahead: int = 0
-    queue_size: int = 8
+    queue_size: int | None = None
     stall_s: float = 5.0
     open_timeout_s: float = 10.0
     max_bad_frames: int = 50
@@ -81,7 +93,7 @@ class CaptureOptions:
             raise OptionError("fps", f"must be a positive number, got {self.fps}")
         if self.read_ahead < 0:
             raise OptionError("read_ahead", f"must be 0 or more frames, got {self.read_ahead}")
-        if self.queue_size < 1:
+        if self.queue_size is not None and self.queue_size < 1:
             raise OptionError("queue_size", f"must be at least 1, got {self.queue_size}")
         if not (self.stall_s > 0 and math.isfinite(self.stall_s)):
             raise OptionError("stall_s", f"must be a positive number of seconds, got {self.stall_s}")
@@ -363,7 +375,7 @@ class LiveSource(FrameSource):
         self,
         capture: CaptureLike,
         description: str = "",
-        queue_size: int = 8,
+        queue_size: int | None = None,
         stall_s: float = 5.0,
         fps: float | None = None,
         max_bad_frames: int = 50,
@@ -375,7 +387,7 @@ class LiveSource(FrameSource):
         self.fps = fps or _capture_fps(capture, DEFAULT_FPS)
         self.stall_s = stall_s
         self._queue: deque[Frame] = deque()
-        self._queue_size = queue_size
+        self._queue_size = queue_size or live_queue_frames(self.fps)
         self._lock = threading.Condition()
         self._stop = threading.Event()
         self._finished = False

@@ -1,7 +1,7 @@
 """The face stage: dlib HOG detection now and then, landmark tracking in between, stable face ids.
 
 Detection is the expensive part (about 5 ms on a 320 px copy of a 640×480 frame, 20 ms at full size), so it
-runs every ``redetect_every`` frames, when a face is lost, or while no face is known. In between, each face
+runs every ``redetect_ms`` of video, when a face is lost, or while no face is known. In between, each face
 is tracked from its own landmarks: the box the 68-point model is fitted in is the previous box moved and
 scaled with the previous landmarks (the shape predictor wants a box shaped like the detector's, not the
 landmarks' own extent). Fitting 68 landmarks costs under 2 ms, so a face costs about that per frame.
@@ -9,7 +9,7 @@ landmarks' own extent). Fitting 68 landmarks costs under 2 ms, so a face costs a
 Small faces. HOG's window is 80 px, so the downscaled copy misses faces under about 160 px of a 640×480
 frame. While no face is known and the usual search finds none, the frame is also searched upscaled so that
 a ``min_face_px`` face fills the window: every time on a small frame (up to 320 px wide with the defaults,
-e.g. a 176×144 car-phone clip, where it is cheap), every ``small_search_every`` frames on a larger one
+e.g. a 176×144 car-phone clip, where it is cheap), every ``small_search_ms`` on a larger one
 (tens of milliseconds at 640×480, paid only while no face is known). A tracked face that the whole-frame
 search does not see (small, or tilted past what the frontal detector takes) is checked in its own region
 instead: the region around its box, rotated upright by its eye line and scaled so that the face is
@@ -32,6 +32,7 @@ tracked, largest first.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -44,13 +45,15 @@ from realtime.core.landmarks import FaceBox, FaceLandmarker, to_gray
 HOG_WINDOW_PX = 80  # dlib's frontal detector finds faces down to about its window's width
 DESCRIPTOR = AlignmentSettings(output_size=32, margin=0.0, forehead=0.0)
 DUPLICATE_IOU = 0.5  # two tracks this much on top of each other follow one face
+INTERVAL_SLACK_MS = 1.0  # frame times are fractions (33.333… ms): an interval is due this much early
 
 
 @dataclass(frozen=True)
 class TrackingOptions:
     """How often the face stage detects and when it gives a face up.
 
-    ``redetect_every`` frames between detections while faces are tracked; ``detect_width`` the width (px)
+    ``redetect_ms`` the video time between detections while faces are tracked (in time, not frames, so that
+    a 200 fps camera costs no more detections a second than a 30 fps one); ``detect_width`` the width (px)
     of the downscaled copy HOG runs on; ``min_iou`` the overlap that makes a detection the same face;
     ``lost_after`` consecutive detections that miss a tracked face before it is dropped; ``max_jump`` the
     largest move of the landmarks between frames, as a fraction of the face width, before tracking is
@@ -59,15 +62,15 @@ class TrackingOptions:
     width, must differ from a tracked box to replace it (HOG boxes jump between pyramid scales by about
     20 %, and a box that stays put gives steadier landmarks); ``box_tolerance`` how far (fraction of the
     width) the face must move before its box follows. ``min_face_px`` the smallest face width (px of the
-    frame) to find, ``small_search_every`` the frames between upscaled whole-frame searches while nothing is
+    frame) to find, ``small_search_ms`` the time between upscaled whole-frame searches while nothing is
     found, ``region_face_px`` the width a tracked face is scaled to when its own region is checked;
     ``remember_ms`` how long a lost face's id waits for it to return, ``same_face`` the appearance
-    correlation (0-1) that makes a new face a returning one, ``reacquire_every`` the frames between
-    detections while a face is missing and a place is free.
+    correlation (0-1) that makes a new face a returning one, ``reacquire_ms`` the time between detections
+    while a face is missing and a place is free. At 30 fps the three intervals are 15, 10 and 5 frames.
     """
 
     max_faces: int = 1
-    redetect_every: int = 15
+    redetect_ms: float = 500.0
     detect_width: int = 320
     min_iou: float = 0.3
     lost_after: int = 2
@@ -76,24 +79,22 @@ class TrackingOptions:
     rescale_tolerance: float = 0.3
     box_tolerance: float = 0.03
     min_face_px: int = 40
-    small_search_every: int = 10
+    small_search_ms: float = 320.0
     region_face_px: int = 100
     remember_ms: float = 5000.0
     same_face: float = 0.7
-    reacquire_every: int = 5
+    reacquire_ms: float = 150.0
 
     def __post_init__(self) -> None:
         if self.max_faces < 1:
             raise OptionError("max_faces", f"must be at least 1, got {self.max_faces}")
-        if self.redetect_every < 1:
-            raise OptionError("redetect_every", f"must be at least 1 frame, got {self.redetect_every}")
         if not 10 <= self.min_face_px <= HOG_WINDOW_PX:
             wanted = f"must be 10-{HOG_WINDOW_PX} px wide"
             raise OptionError("min_face_px", f"(the smallest face) {wanted}, got {self.min_face_px}")
-        for name in ("small_search_every", "reacquire_every"):
+        for name in ("redetect_ms", "small_search_ms", "reacquire_ms"):
             value = getattr(self, name)
-            if value < 1:
-                raise OptionError(name, f"(one of the search intervals) must be at least 1 frame, got {value}")
+            if not (value >= 0 and math.isfinite(value)):
+                raise OptionError(name, f"(one of the search intervals) must be a time ≥ 0 ms, got {value}")
         if self.remember_ms < 0:
             raise OptionError("remember_ms", f"must be ≥ 0, got {self.remember_ms}")
         if not 0.0 < self.same_face <= 1.0:
@@ -211,8 +212,8 @@ class FaceTracker:
         self._lost: list[_Lost] = []
         self._contacts: set[tuple[int, int]] = set()
         self._next_id = 0
-        self._since_detection = 0
-        self._until_small_search = 0
+        self._last_detection_ms = -math.inf
+        self._next_small_search_ms = -math.inf
         self._frames = 0
         self.detections = 0  # how many times HOG ran on the whole frame (benchmarks report it)
         self.region_checks = 0  # how many times a tracked face was checked in its own region
@@ -222,10 +223,10 @@ class FaceTracker:
         return self.landmarker.landmarks(gray, box)
 
     # -- finding faces -------------------------------------------------------------------------------------
-    def _find(self, gray: np.ndarray) -> list[FaceBox]:
+    def _find(self, gray: np.ndarray, t_ms: float) -> list[FaceBox]:
         """The whole-frame search: on the downscaled copy; while no face is known and none is found there,
         also upscaled so that a ``min_face_px`` face fills HOG's window (every time on a small frame, where
-        that is cheap; every ``small_search_every`` frames on a large one)."""
+        that is cheap; every ``small_search_ms`` on a large one)."""
         width = gray.shape[1]
         base = min(1.0, self.options.detect_width / width) if self.options.detect_width > 0 else 1.0
         fine = HOG_WINDOW_PX / self.options.min_face_px
@@ -234,10 +235,9 @@ class FaceTracker:
             return boxes
         if width * fine <= 2 * max(self.options.detect_width, 1):
             return self.landmarker.detect(gray, fine)
-        self._until_small_search -= 1
-        if self._until_small_search > 0:
+        if t_ms < self._next_small_search_ms:
             return boxes
-        self._until_small_search = self.options.small_search_every
+        self._next_small_search_ms = t_ms + self.options.small_search_ms - INTERVAL_SLACK_MS
         return self.landmarker.detect(gray, fine)
 
     def _region_face(self, gray: np.ndarray, track: _Track) -> FaceBox | None:
@@ -299,8 +299,8 @@ class FaceTracker:
         """Match fresh detections to the tracks (greedy by IoU), check the unmatched ones in their regions,
         start new tracks."""
         self.detections += 1
-        self._since_detection = 0
-        boxes = self._find(gray)
+        self._last_detection_ms = t_ms
+        boxes = self._find(gray, t_ms)
         pairs = sorted(
             ((iou(t.box, b), ti, bi) for ti, t in enumerate(self._tracks) for bi, b in enumerate(boxes)),
             reverse=True,
@@ -378,13 +378,15 @@ class FaceTracker:
         self._frames += 1
         t_ms = (self._frames - 1) * 1000.0 / 30.0 if t_ms is None else float(t_ms)
         self._lost = [lost for lost in self._lost if t_ms - lost.lost_ms <= self.options.remember_ms]
-        self._since_detection += 1
+        since_detection_ms = t_ms - self._last_detection_ms + INTERVAL_SLACK_MS
+        if since_detection_ms < 0:  # the clock went back (a looped or restarted source): start afresh
+            since_detection_ms = math.inf
         free = len(self._tracks) < self.options.max_faces
         detected_now = False
         if (
             not self._tracks
-            or self._since_detection >= self.options.redetect_every
-            or (free and self._lost and self._since_detection >= self.options.reacquire_every)
+            or since_detection_ms >= self.options.redetect_ms
+            or (free and self._lost and since_detection_ms >= self.options.reacquire_ms)
         ):
             self._detect(gray, t_ms)
             detected_now = True

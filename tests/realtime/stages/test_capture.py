@@ -19,6 +19,7 @@ from realtime.stages.capture import (
     ReadAheadSource,
     RecordedSource,
     check_source,
+    live_queue_frames,
     natural_key,
     open_source,
 )
@@ -159,6 +160,21 @@ def test_a_live_source_drops_the_oldest_frames_when_processing_falls_behind():
     assert len(seen) + source.dropped == 60 == source.received
     assert seen == sorted(seen) and seen[-1] == 59  # the newest frames survive
     assert source.ended_because == "the source stopped delivering frames"
+
+
+@pytest.mark.parametrize("fps, queued", [(30.0, 8), (60.0, 15), (200.0, 50)])
+def test_a_live_queue_holds_a_quarter_second_of_frames_at_any_camera_rate(fps, queued):
+    """A reader that stalls for a moment (a face detection, the garbage collector) must cost no frame at 200 fps
+    any more than at 30: the queue is a time, not a frame count."""
+    assert live_queue_frames(fps) == queued
+    source = LiveSource(ArrayCapture(frames_of(queued + 10)), stall_s=2.0, fps=fps)
+    source.start()
+    deadline = time.monotonic() + 5.0
+    while source.received < queued + 10 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the reader is away while the whole burst arrives
+    frames = list(source)
+    source.close()
+    assert source.dropped == 10 and [f.index for f in frames] == list(range(10, queued + 10))
 
 
 def test_a_live_source_that_is_kept_up_with_drops_nothing():

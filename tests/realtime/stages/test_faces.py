@@ -98,7 +98,7 @@ def test_two_faces_keep_their_ids_through_a_crossing_one_strongly_tilted():
     "options, needle",
     [
         ({"min_face_px": 5}, "smallest face"),
-        ({"small_search_every": 0}, "search intervals"),
+        ({"small_search_ms": -1.0}, "search intervals"),
         ({"same_face": 1.5}, "same_face"),
     ],
 )
@@ -161,3 +161,17 @@ def test_a_face_hog_stops_seeing_is_kept_while_it_looks_like_itself_and_lost_whe
     wall = np.full_like(images[0], 128)
     after = [tracker.process(wall, (len(images) + i) * 1000.0 / FPS).faces for i in range(2 * 15 + 5)]
     assert not after[-1], after[-1]
+
+
+@pytest.mark.parametrize("fps", [30.0, 200.0])
+def test_detection_runs_as_often_a_second_at_any_frame_rate(fps):
+    """HOG (a few ms) is paced in video time: a 200 fps camera must not pay for 6.7 times as many detections
+    a second as a 30 fps one, while each face is still fitted on every frame."""
+    tracker = FaceTracker()
+    walker = (Walker("grace_hopper", (320, 240), (330, 244), 170.0),)
+    seconds = 1.5
+    found = 0
+    for index, (frame, _) in enumerate(walking_faces(walker, (640, 480), round(seconds * fps), fps)):
+        found += len(tracker.process(frame, index * 1000.0 / fps).faces)
+    assert found == round(seconds * fps)
+    assert tracker.detections == 3  # at 0, 500 and 1000 ms (redetect_ms 500), the same at both rates
