@@ -253,7 +253,8 @@ class RecordedOptions:
     """How a recorded video is processed into a folder: ``fps`` for a frame folder or a video that
     reports none, ``max_faces``, ``csv`` writes ``frames.csv`` (with the 68 landmarks unless
     ``csv_landmarks`` is False), ``annotate`` writes ``annotated.mp4``
-    (``landmarks`` draws the 68 points on it)."""
+    (``landmarks`` draws the 68 points on it); ``spotter`` the spotting method (``rules`` or ``learned``) and
+    ``spotter_model`` the learned spotter's decision file (None: ``weights/spotter.npz``)."""
 
     fps: float | None = None
     max_faces: int = 1
@@ -261,6 +262,14 @@ class RecordedOptions:
     csv_landmarks: bool = True
     annotate: bool = False
     landmarks: bool = False
+    spotter: str = "rules"
+    spotter_model: str | None = None
+
+    def spotter_options(self):
+        """The spotter's settings (:class:`realtime.stages.spotter.SpotterOptions`)."""
+        from realtime.stages.spotter import SpotterOptions
+
+        return SpotterOptions(method=self.spotter, model=self.spotter_model)
 
 
 EVENTS_FILE, CSV_FILE, VIDEO_FILE, SIGNAL_FILE = "events.jsonl", "frames.csv", "annotated.mp4", "signal.json"
@@ -310,7 +319,9 @@ def process_recorded(
             outputs.video = VideoWriter(folder / VIDEO_FILE, source.fps)
             files.append(VIDEO_FILE)
         pipeline = Pipeline(
-            PipelineOptions(tracking=TrackingOptions(max_faces=options.max_faces)), classifier, tracker=tracker
+            PipelineOptions(tracking=TrackingOptions(max_faces=options.max_faces), spotter=options.spotter_options()),
+            classifier,
+            tracker=tracker,
         )
         renderer = Renderer(RenderOptions(landmarks=options.landmarks)) if options.annotate else None
         stats = run_frames(source, pipeline, outputs, renderer=renderer, recorder=recorder)

@@ -84,6 +84,7 @@ examples:
   python -m realtime.batch --inputs recordings/ --out results/
   python -m realtime.batch --inputs 'casme2/**/*.avi' --out results/ --workers 4 --csv --annotate
   python -m realtime.batch --inputs todo.txt --out results/ --model weights/casme2.onnx --no-report
+  python -m realtime.batch --inputs webcam_recordings/ --out results/ --spotter learned   # talking, head turns
 
 on a cluster (every node: the same microexpr installed; the videos and OUTDIR at the same path on all
 nodes, e.g. NFS; the model is shipped to the workers by Ray):
@@ -99,6 +100,7 @@ exit codes: 0 every video done or skipped, 1 some failed (see batch.csv), 2 bad 
 
 def build_parser() -> argparse.ArgumentParser:
     from realtime.stages.classify import DEVICES  # the choices come from the code that owns them
+    from realtime.stages.spotter import SPOTTER_METHODS
 
     parser = OneLineErrorParser(
         prog="python -m realtime.batch",
@@ -134,6 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fps", type=positive_float, help="rate of frame folders (default 30), or for videos that report none"
     )
+    parser.add_argument(
+        "--spotter",
+        choices=SPOTTER_METHODS,
+        default="rules",
+        help="how micro-expressions are spotted: 'rules' (default) or 'learned' (fewer false alarms on real-world "
+        "motion: talking, head turns, expressions; decides about 0.3 s later); as stream.py --spotter",
+    )
+    parser.add_argument(
+        "--spotter-model", type=Path, help="the learned spotter's decision file (default: weights/spotter.npz)"
+    )
     parser.add_argument("--quiet", action="store_true", help="only errors and the final line")
     return parser
 
@@ -151,6 +163,14 @@ def run(args: argparse.Namespace) -> int:
     if not model_path.is_file():
         raise UserInputError(f"model file not found: {model_path}")
     model_sha = file_sha256(model_path)
+    from realtime.stages.spotter import Spotter, SpotterOptions
+
+    with flags_for_options({"method": "--spotter", "model": "--spotter-model"}):
+        spotter = SpotterOptions(
+            method=args.spotter, model=None if args.spotter_model is None else str(args.spotter_model)
+        )
+        if spotter.method == "learned":
+            Spotter(spotter)  # its decision file is read now: a bad one is one line before Ray starts
     rows, jobs = plan(args, inputs, model_path, model_sha)
     meta = {
         "out": str(out),

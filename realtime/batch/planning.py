@@ -127,7 +127,8 @@ def code_version() -> str:
 
 def plan(args, inputs: list[Path], model_path: Path, model_sha: str) -> tuple[list[dict], list[BatchJob]]:
     """Split the inputs into finished rows (skipped, or failed before any work: missing) and jobs to run.
-    ``args``: ``out``, ``fps``, ``max_faces``, ``csv``, ``annotate``, ``device`` (the command's arguments)."""
+    ``args``: ``out``, ``fps``, ``max_faces``, ``csv``, ``annotate``, ``device``, ``spotter``, ``spotter_model`` (the
+    command's arguments)."""
     from realtime.pipeline import PipelineOptions
 
     options = {
@@ -136,6 +137,8 @@ def plan(args, inputs: list[Path], model_path: Path, model_sha: str) -> tuple[li
         "csv": bool(args.csv),
         "annotate": bool(args.annotate),
         "landmarks": False,
+        "spotter": args.spotter,
+        "spotter_model": None if args.spotter_model is None else str(Path(args.spotter_model).resolve()),
     }
     settings = {
         **options,

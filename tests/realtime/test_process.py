@@ -78,3 +78,22 @@ def test_decimate_keeps_few_points_in_order_and_never_loses_a_spike(n):
     assert np.all(np.diff(keep) > 0) and (n == 0 or n // 3 in keep)
     if n <= 100:
         assert list(keep) == list(range(n))
+
+
+@pytest.mark.parametrize("spotter", ["rules", "learned"])
+def test_either_spotter_finds_the_micro_expression_of_a_recorded_video(clip, classifier, tmp_path, spotter):
+    """``RecordedOptions.spotter`` (the batch command's --spotter) reaches the pipeline: the micro-expression is
+    found at its frames by either spotter, and a learned spotter whose decision file is missing is refused."""
+    from training.metrics import interval_iou
+
+    result = process_recorded(clip, tmp_path, classifier, RecordedOptions(spotter=spotter))
+    lines = [json.loads(line) for line in (tmp_path / EVENTS_FILE).read_text().splitlines() if line.strip()]
+    truth = SPEC.truth()[0]
+    assert result.events == len(lines) >= 1
+    assert any(
+        interval_iou((e["onset_frame"], e["offset_frame"]), (truth.onset_frame, truth.offset_frame)) >= 0.5
+        for e in lines
+    )
+    (tmp_path / "x").mkdir()
+    with pytest.raises(UserInputError, match="no spotting model"):
+        process_recorded(clip, tmp_path / "x", classifier, RecordedOptions(spotter="learned", spotter_model="/no.npz"))

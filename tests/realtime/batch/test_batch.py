@@ -236,19 +236,24 @@ def test_the_resume_key_follows_the_file_the_model_and_the_settings(clips, tmp_p
 
     def plan(paths=others, model_sha=sha, **changes):
         settings = {"out": tmp_path / "out", "fps": None, "max_faces": 1, "csv": False, "annotate": False}
-        args = SimpleNamespace(**{**settings, "device": "auto", **changes})
+        spotting = {"spotter": "rules", "spotter_model": None}
+        args = SimpleNamespace(**{**settings, **spotting, "device": "auto", **changes})
         rows, jobs = batch.plan(args, paths, model, model_sha)
         return {Path(r["input"]).name: r["status"] for r in rows}, sorted(Path(j.input).name for j in jobs)
 
     rows, jobs = plan()
     assert not rows and jobs == ["beta.avi", "clip.avi"]
-    args = SimpleNamespace(out=tmp_path / "out", fps=None, max_faces=1, csv=False, annotate=False, device="auto")
+    args = SimpleNamespace(
+        out=tmp_path / "out", fps=None, max_faces=1, csv=False, annotate=False, device="auto", spotter="rules"
+    )
+    args.spotter_model = None
     for job in batch.plan(args, others, model, sha)[1]:  # pretend both finished
         Path(job.folder).mkdir(parents=True)
         (Path(job.folder) / "summary.json").write_text(json.dumps({"status": "done", "key_digest": job.key_digest}))
     assert plan() == ({"beta.avi": "skipped", "clip.avi": "skipped"}, [])
     assert plan(csv=True)[1] == ["beta.avi", "clip.avi"]
     assert plan(max_faces=2)[1] == ["beta.avi", "clip.avi"]
+    assert plan(spotter="learned")[1] == ["beta.avi", "clip.avi"]  # another spotter: other events
     assert plan(model_sha="b" * 64)[1] == ["beta.avi", "clip.avi"]
     os.utime(video, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert plan() == ({"beta.avi": "skipped"}, ["clip.avi"])
@@ -264,6 +269,10 @@ def test_the_resume_key_follows_the_file_the_model_and_the_settings(clips, tmp_p
         (["--inputs", "{clips}", "--out", "{tmp}/o", "--workers", "0"], "must be at least 1"),
         (["--inputs", "{clips}", "--out", "{tmp}/o", "--model", "{tmp}/none.onnx"], "model file not found"),
         (["--inputs", "{clips}", "--out", "{clips}/alpha.avi"], "not a folder"),
+        (
+            ["--inputs", "{clips}", "--out", "{tmp}/o", "--spotter", "learned", "--spotter-model", "{tmp}/x.npz"],
+            "x.npz",
+        ),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(clips, tmp_path, capsys, args, needle):
