@@ -353,7 +353,7 @@ def _check_parity(path: Path, model: nn.Module, contract: ModelContract, options
     expected = apply_temperature(
         torch_probabilities(model, crops, contract.channel_order, contract.mean, contract.std), contract.temperature
     )
-    classifier = Classifier(ClassifierOptions(path, "cpu", input_kind=contract.input_kind))
+    classifier = Classifier(ClassifierOptions(path, "cpu", input_kind=contract.input_kind, mirror=False))
 
     def as_array(answers) -> np.ndarray:
         return np.array([[a.probabilities[c] for c in contract.classes] for a in answers], dtype=np.float64)

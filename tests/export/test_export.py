@@ -172,7 +172,7 @@ def test_export_parity_every_variant(variant, exported, checkpoints, own_crops):
 def test_metadata_round_trip_through_the_recognizer(exported, checkpoints, own_crops):
     report = exported("dual")
     _, meta = load_checkpoint(checkpoints["dual"])
-    classifier = Classifier(ClassifierOptions(report.output, "cpu"))
+    classifier = Classifier(ClassifierOptions(report.output, "cpu", mirror=False))  # the network alone
     info = classifier.info
     assert list(info.classes) == meta["classes"] == CLASSES
     assert info.input_size == meta["image_size"] == SIZE
@@ -192,6 +192,12 @@ def test_metadata_round_trip_through_the_recognizer(exported, checkpoints, own_c
     want = torch_reference(checkpoints["dual"], preprocess(own_crops[:1], meta))
     assert float(np.max(np.abs(got - want))) <= 1e-4
     assert answers[0].label == CLASSES[int(want.argmax())]
+    # exported for batch 1 (the default), several crops are still answered, each as on its own
+    several = classifier.classify(list(own_crops))
+    alone = [classifier.classify([crop])[0] for crop in own_crops]
+    assert len(several) == len(own_crops) >= 2
+    for x, y in zip(several, alone, strict=True):
+        assert x.probabilities == pytest.approx(y.probabilities, abs=1e-6)
 
 
 @pytest.mark.parametrize("input_kind", INPUT_KINDS)

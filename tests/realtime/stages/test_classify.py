@@ -39,6 +39,27 @@ def test_answers_are_a_softmax_over_the_models_classes_and_a_batch_answers_as_it
         assert np.allclose(list(batched.probabilities.values()), list(answer.probabilities.values()), atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["apex", "flow"])
+def test_the_mirror_average_is_the_mean_of_the_face_and_its_mirror_image(tiny_onnx_model, tmp_path, kind):
+    """``mirror`` (on by default) answers with the mean of the model's answers for the input and for the mirrored
+    face (for ``flow`` the horizontal flow changes sign too), so a face and its mirror image get one answer."""
+    from export.untrained import make_tiny_model, model_metadata
+    from realtime.core.motion import flip_input
+
+    model = make_tiny_model(tmp_path / f"{kind}.onnx", 64, {**model_metadata(64), "input_kind": kind})
+    plain = Classifier(ClassifierOptions(model, "cpu", threads=1, mirror=False))
+    averaged = Classifier(ClassifierOptions(model, "cpu", threads=1))
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    mirrored = flip_input(kind, image)
+    both = [plain.classify([x])[0].probabilities for x in (image, mirrored)]
+    want = {name: (both[0][name] + both[1][name]) / 2.0 for name in plain.info.classes}
+    got = averaged.classify([image])[0]
+    assert got.probabilities == pytest.approx(want, abs=1e-6)
+    assert got.probabilities == pytest.approx(averaged.classify([mirrored])[0].probabilities, abs=1e-6)
+    assert got.probabilities != pytest.approx(both[0], abs=1e-6)  # the mirror changed something
+
+
 @pytest.mark.parametrize(
     ("options", "field"),
     [({"device": "tpu"}, "device"), ({"input_kind": "depth"}, "input_kind")],
