@@ -213,7 +213,9 @@ class FaceTracker:
         self._contacts: set[tuple[int, int]] = set()
         self._next_id = 0
         self._last_detection_ms = -math.inf
-        self._next_small_search_ms = -math.inf
+        self._small_search_wait_ms = 0.0
+        self._previous_ms: float | None = None
+        self._frame_ms = 0.0  # the time since the previous frame
         self._frames = 0
         self.detections = 0  # how many times HOG ran on the whole frame (benchmarks report it)
         self.region_checks = 0  # how many times a tracked face was checked in its own region
@@ -223,7 +225,7 @@ class FaceTracker:
         return self.landmarker.landmarks(gray, box)
 
     # -- finding faces -------------------------------------------------------------------------------------
-    def _find(self, gray: np.ndarray, t_ms: float) -> list[FaceBox]:
+    def _find(self, gray: np.ndarray) -> list[FaceBox]:
         """The whole-frame search: on the downscaled copy; while no face is known and none is found there,
         also upscaled so that a ``min_face_px`` face fills HOG's window (every time on a small frame, where
         that is cheap; every ``small_search_ms`` on a large one)."""
@@ -235,9 +237,12 @@ class FaceTracker:
             return boxes
         if width * fine <= 2 * max(self.options.detect_width, 1):
             return self.landmarker.detect(gray, fine)
-        if t_ms < self._next_small_search_ms:
+        # the wait counts only time spent searching for a face that is not there: frames with a face in
+        # between do not shorten it (a face that has just gone is looked for as usual first)
+        self._small_search_wait_ms -= self._frame_ms
+        if self._small_search_wait_ms > INTERVAL_SLACK_MS:
             return boxes
-        self._next_small_search_ms = t_ms + self.options.small_search_ms - INTERVAL_SLACK_MS
+        self._small_search_wait_ms = self.options.small_search_ms
         return self.landmarker.detect(gray, fine)
 
     def _region_face(self, gray: np.ndarray, track: _Track) -> FaceBox | None:
@@ -300,7 +305,7 @@ class FaceTracker:
         start new tracks."""
         self.detections += 1
         self._last_detection_ms = t_ms
-        boxes = self._find(gray, t_ms)
+        boxes = self._find(gray)
         pairs = sorted(
             ((iou(t.box, b), ti, bi) for ti, t in enumerate(self._tracks) for bi, b in enumerate(boxes)),
             reverse=True,
@@ -377,6 +382,8 @@ class FaceTracker:
         gray = to_gray(frame)
         self._frames += 1
         t_ms = (self._frames - 1) * 1000.0 / 30.0 if t_ms is None else float(t_ms)
+        self._frame_ms = max(t_ms - self._previous_ms, 0.0) if self._previous_ms is not None else 0.0
+        self._previous_ms = t_ms
         self._lost = [lost for lost in self._lost if t_ms - lost.lost_ms <= self.options.remember_ms]
         since_detection_ms = t_ms - self._last_detection_ms + INTERVAL_SLACK_MS
         if since_detection_ms < 0:  # the clock went back (a looped or restarted source): start afresh
