@@ -223,10 +223,12 @@ class Classifier:
                 for c in (cv2.cvtColor(c, cv2.COLOR_GRAY2BGR) if c.ndim == 2 else c for c in crops)
             ]
         )
-        probabilities = apply_temperature(self._run(batch), self.info.temperature)
-        if self.options.mirror:
+        if self.options.mirror:  # the faces and their mirror images in one run, then each pair averaged
             mirrored = np.stack([flip_input(self.info.input_kind, image) for image in batch])
-            probabilities = 0.5 * (probabilities + apply_temperature(self._run(mirrored), self.info.temperature))
+            both = apply_temperature(self._run(np.concatenate([batch, mirrored])), self.info.temperature)
+            probabilities = 0.5 * (both[: len(batch)] + both[len(batch) :])
+        else:
+            probabilities = apply_temperature(self._run(batch), self.info.temperature)
         results = []
         for row in probabilities:
             values = {name: float(p) for name, p in zip(self.info.classes, row, strict=True)}

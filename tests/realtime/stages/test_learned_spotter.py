@@ -14,24 +14,10 @@ from realtime.stages.faces import FaceTracker
 from realtime.stages.spotter import SpottedEvent, Spotter, SpotterOptions
 from realtime.stages.spotter.learned import FEATURE_NAMES, SCALES_MS, LearnedFaceSpotter
 from realtime.stages.spotter.model import CLASSES, DEFAULT_SPOT_MODEL, SpotModel, load_spot_model
+from tests.realtime.stages.test_spotter import clip  # the rule spotter's scripted clip, for both
 from training.synth.scripted import ClipSpec, blink, frames, macro, micro
 
 LEARNED = SpotterOptions(method="learned")
-
-
-def clip(fps: float, duration_ms: float, *motions, seed: int = 5) -> ClipSpec:
-    return ClipSpec(
-        fps=fps,
-        duration_ms=duration_ms,
-        size=(320, 240),
-        face_width_px=120.0,
-        motions=motions,
-        drift_px=2.0,
-        drift_deg=0.5,
-        light_ramp=12.0,
-        noise_sigma=2.0,
-        seed=seed,
-    )
 
 
 def run(spec: ClipSpec, spotter: Spotter | None = None) -> list[SpottedEvent]:
