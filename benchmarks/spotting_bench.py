@@ -95,6 +95,7 @@ class Interval:
     apex_frame: int
     offset_frame: int
     kind: str = "micro"
+    decided_frame: int | None = None  # the frame on which a streaming spotter reported it (None: offline)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,9 @@ def spot_pipeline(frames: Iterator[Frame], method: str = "rules") -> tuple[list[
         n += 1
         with_face.append(bool(result.faces))
         ids |= {face.face_id for face in result.faces}
-        found += [Interval(e.onset_frame, e.apex_frame, e.offset_frame) for e in result.events]
+        found += [
+            Interval(e.onset_frame, e.apex_frame, e.offset_frame, decided_frame=e.decided_frame) for e in result.events
+        ]
         rejected.update(e.kind for e in result.rejected)
     pipeline.close()
     return found, {
@@ -221,12 +224,17 @@ def _score(found: list[Interval], truth: dict, fps: float) -> dict:
     matches = []
     for ti, event in enumerate(micro):
         si = hit_true.get(ti)
+        decided = None if si is None else found[si].decided_frame
         matches.append(
             {
                 "apex_frame": event["apex_frame"],
                 "during": event.get("during", []),
                 "found": si is not None,
                 "apex_error_ms": None if si is None else abs(found[si].apex_frame - event["apex_frame"]) * 1000.0 / fps,
+                # how long after the true offset frame the stream reported the hit (video time)
+                "decided_after_offset_ms": None
+                if decided is None
+                else (decided - event["offset_frame"]) * 1000.0 / fps,
             }
         )
     others = [e for e in truth["events"] if e["kind"] != "micro"]
@@ -351,6 +359,8 @@ def summarise(rows: list[dict]) -> dict:
     recall = tp / true if true else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     apex = [m["apex_error_ms"] for r in rows for m in r["matches"] if m["found"]]
+    decided = [m["decided_after_offset_ms"] for r in rows for m in r["matches"]]
+    decided = [ms for ms in decided if ms is not None]
     causes: Counter = Counter()
     for r in rows:
         causes.update(r["causes"])
@@ -365,6 +375,8 @@ def summarise(rows: list[dict]) -> dict:
         "f1": round(f1, 3),
         "apex_error_ms": round(float(np.mean(apex)), 1) if apex else None,
         "false_per_minute": round((spotted - tp) / minutes, 2) if minutes else None,
+        "decided_after_offset_ms": round(float(np.median(decided)), 1) if decided else None,
+        "decided_after_offset_ms_max": round(float(np.max(decided)), 1) if decided else None,
         "false_causes": dict(causes.most_common()),
         "face_found_share": round(float(np.mean(shares)), 3) if shares else None,
         "face_ids_max": max((r.get("face_ids", 0) for r in rows), default=0),
@@ -395,13 +407,16 @@ def _line(name: str, s: dict, width: int = 24) -> str:
     apex = "-" if s["apex_error_ms"] is None else f"{s['apex_error_ms']:.0f}"
     faces = "-" if s["face_found_share"] is None else f"{100 * s['face_found_share']:.0f}%"
     fa = "-" if s["false_per_minute"] is None else f"{s['false_per_minute']:.1f}"
+    late = "-"
+    if s["decided_after_offset_ms"] is not None:
+        late = f"{s['decided_after_offset_ms']:.0f}/{s['decided_after_offset_ms_max']:.0f}"
     return (
         f"  {name:<{width}} {s['clips']:>5} {s['true']:>5} {s['tp']:>4} {s['spotted']:>6}  {s['precision']:.2f}  "
-        f"{s['recall']:.2f}  {s['f1']:.2f}  {apex:>6}  {fa:>6}  {faces:>6}  {s['face_ids_max']:>4}"
+        f"{s['recall']:.2f}  {s['f1']:.2f}  {apex:>6}  {fa:>6}  {faces:>6}  {s['face_ids_max']:>4}  {late:>8}"
     )
 
 
-HEADER = "  {:<24} clips  true   tp  spots     P     R    F1  apex ms  FA/min  faces   ids".format("group")
+HEADER = "  {:<24} clips  true   tp  spots     P     R    F1  apex ms  FA/min  faces   ids  late ms".format("group")
 
 
 def report(rows: list[dict], methods: list[str]) -> dict:

@@ -37,7 +37,7 @@ import numpy as np
 from realtime.core.errors import UserInputError
 from realtime.core.files import atomic_open
 from realtime.stages.spotter import SpotterOptions
-from realtime.stages.spotter.learned import FEATURE_NAMES, LearnedFaceSpotter, comes_back
+from realtime.stages.spotter.learned import FEATURE_NAMES, Candidate, LearnedFaceSpotter, RunDecision
 from realtime.stages.spotter.model import CLASSES, SpotModel
 from training.metrics import megc_match
 
@@ -335,44 +335,32 @@ def train_model(features: np.ndarray, labels: np.ndarray, settings: SpotTraining
 def events_from_probabilities(
     clip: ClipFeatures, probabilities: np.ndarray, threshold: float, options: SpotterOptions | None = None
 ) -> list[tuple]:
-    """(onset, apex, offset, kind) frames from a clip's candidate probabilities, as the streaming spotter makes
-    them (:meth:`LearnedFaceSpotter._decide`): a run of candidates at or above the threshold (dips shorter than
-    ``gap_ms`` bridged) is one event, its apex the most probable, its interval the apex ± the half-width of its
-    best scale; a micro-expression whose face does not come back is kind ``macro``."""
-    options = options or SpotterOptions()
+    """(onset, apex, offset, kind) frames from a clip's candidate probabilities, decided by the streaming
+    spotter's own :class:`realtime.stages.spotter.learned.RunDecision` (a run at or above the threshold is one
+    event, its apex the most probable candidate, its interval the apex ± the half-width of its best scale; a
+    micro-expression whose face does not come back is kind ``macro``); a run still open at the clip's end is
+    closed there."""
     frame_ms = 1000.0 / clip.fps
+    decision = RunDecision(threshold, options or SpotterOptions())
     events = []
-    run: list[int] = []
-    below_since: float | None = None
-    level = probabilities[:, 1:].max(axis=1) if len(probabilities) else np.zeros(0)
-
-    def close() -> None:
-        micro = float(probabilities[run, 1].mean())
-        blink = float(probabilities[run, 2].mean())
-        kind = "micro" if micro >= blink else "blink"
-        column = 1 if kind == "micro" else 2
-        apex = run[int(np.argmax(probabilities[run, column]))]
-        if kind == "micro" and not comes_back(clip.features[apex], options.return_ratio):
-            kind = "macro"
-        half = max(1, round(float(clip.halfwidth_ms[apex]) / frame_ms))
-        frame = int(clip.frames[apex])
-        events.append((max(frame - half, 0), frame, frame + half, kind))
-
-    for i in range(len(level)):
-        t_ms = float(clip.frames[i]) * frame_ms
-        if level[i] >= threshold:
-            run.append(i)
-            below_since = None
-            if (clip.frames[i] - clip.frames[run[0]]) * frame_ms > options.max_ms:
-                close()
-                run = []
-        elif run:
-            below_since = t_ms if below_since is None else below_since
-            if t_ms - below_since >= options.gap_ms:
-                close()
-                run = []
-    if run:
-        close()
+    no_cells = np.zeros((0, 2), np.float32)
+    for i in range(len(probabilities)):
+        frame = int(clip.frames[i])
+        candidate = Candidate(
+            frame,
+            frame * frame_ms,
+            clip.features[i],
+            float(probabilities[i, 1]),
+            float(probabilities[i, 2]),
+            float(clip.halfwidth_ms[i]),
+            no_cells,
+            no_cells[:, 0],
+        )
+        for decided in (decision.update(candidate), decision.flush() if i == len(probabilities) - 1 else None):
+            if decided is not None:
+                half = max(1, round(decided.apex.halfwidth_ms / frame_ms))
+                apex = decided.apex.frame_index
+                events.append((max(apex - half, 0), apex, apex + half, decided.kind))
     return events
 
 

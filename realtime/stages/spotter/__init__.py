@@ -138,7 +138,9 @@ class SpotterOptions:
     model trained on generated clips, read from ``model``, by default ``weights/spotter.npz``). The learned
     spotter's own settings: ``grid`` (cells per side of the aligned face), ``level_ms`` (the span each cell's
     usual contrast is measured over), ``gap_ms`` (how long the probability must stay below the threshold for
-    an event to end) and ``return_ratio`` (how far the face may stay moved, against how far the apex stood
+    an event to end), ``peak_hold_ms`` (an event is decided once its most probable candidate is this much
+    older than a newer, less probable one, without waiting for the run to end: the live latency; ``inf``
+    waits for the end) and ``return_ratio`` (how far the face may stay moved, against how far the apex stood
     out, for a micro-expression: :func:`realtime.stages.spotter.learned.comes_back`).
     """
 
@@ -172,6 +174,7 @@ class SpotterOptions:
     grid: int = 8
     level_ms: float = 2000.0
     gap_ms: float = 40.0
+    peak_hold_ms: float = 33.0
     return_ratio: float = 1.0
 
     def __post_init__(self) -> None:
@@ -181,6 +184,8 @@ class SpotterOptions:
             raise OptionError("grid", f"must be 4-32 and leave cells of at least 4 px, got {self.grid}")
         if not self.gap_ms >= 0.0:
             raise OptionError("gap_ms", f"must be 0 or more, got {self.gap_ms}")
+        if not self.peak_hold_ms >= 0.0:
+            raise OptionError("peak_hold_ms", f"must be 0 or more, got {self.peak_hold_ms}")
         if not self.return_ratio > 0.0:
             raise OptionError("return_ratio", f"must be positive, got {self.return_ratio}")
 
