@@ -165,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="the learned spotter's model (default: weights/spotter.npz; train one with python -m training spotter)",
     )
+    parser.add_argument(
+        "--face-process",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="run the face stage of a recorded video or image folder in a second process, so that both cores "
+        "work on one video (same results; about 1.5x the frames a second on 2 cores): auto (default) when "
+        "the machine has 2 or more cores, on, or off. Live sources always run in one process",
+    )
     parser.add_argument("--landmarks", action="store_true", help="draw the 68 landmarks in the overlay")
     parser.add_argument(
         "--benchmark", action="store_true", help="print per-stage milliseconds, fps, start-up time and peak memory"
@@ -233,12 +241,19 @@ def run(args: argparse.Namespace) -> int:
         info.trained_on(),
         provider,
     )
-    # the pipeline too (the landmark model takes half a second to load) is ready before a live source opens
-    ready_pipeline = recognizer.pipeline()
+    # the pipeline too (the landmark model takes half a second to load) is ready before a live source opens;
+    # a recorded one may have its face stage in a second process (which loads the landmark model instead)
+    wanted = args.face_process == "on" or (args.face_process == "auto" and (os.cpu_count() or 1) >= 2)
+    face_process = recognizer.face_process(args.source, stall_s=args.stall_timeout) if wanted else None
+    ready_pipeline = recognizer.pipeline(tracker=face_process)
     stop = StopSignals()  # SIGTERM and SIGHUP end the run as Ctrl-C does: between two frames, outputs closed
     with stop:
-        with flags_for_options(option_flags):
-            source = recognizer.open(args.source, stall_s=args.stall_timeout)
+        try:
+            with flags_for_options(option_flags):
+                source = recognizer.open(args.source, stall_s=args.stall_timeout)
+        except BaseException:
+            ready_pipeline.close()
+            raise
         outputs = Outputs()
         pipeline = None
         stats = None
@@ -246,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
             if not source.fps_given:
                 log.info("no --fps given for the image folder: assuming %g frames per second", source.fps)
             mode = "live (frames may be dropped)" if source.live else "recorded (every frame)"
+            if face_process is not None:
+                mode += ", face stage in a second process"
             log.info("source %s: %s, %g fps", source.description, mode, source.fps)
 
             if args.events is not None:
@@ -266,8 +283,7 @@ def run(args: argparse.Namespace) -> int:
             if recorder is not None:
                 _write_report(report_path, args, source, pipeline, recorder, provider)
         finally:
-            if pipeline is not None:
-                pipeline.close()
+            ready_pipeline.close()  # the pipeline (and its face process) whether or not the run started
             outputs.close()
             source.close()
             if not args.no_display:

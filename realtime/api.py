@@ -22,9 +22,10 @@ from realtime.core.pose import PoseEstimator
 from realtime.pipeline import MicroExpression, Pipeline, PipelineOptions
 from realtime.process import Outputs, ReportRecorder, RunStats, iter_frames, run_frames
 from realtime.schema import EVENT_KEYS, FrameRecord, frame_header, frame_record, frame_rows
-from realtime.stages.capture import CaptureOptions, FrameSource, check_source, open_source
+from realtime.stages.capture import CaptureOptions, FrameSource, check_source, is_recorded, open_source
 from realtime.stages.classify import Classifier, ClassifierOptions, default_model
 from realtime.stages.faces import FaceTracker, TrackingOptions
+from realtime.stages.faces.process import FaceProcess
 from realtime.stages.spotter import Spotter, SpotterOptions
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -71,6 +72,12 @@ class Recognizer:
             ClassifierOptions(Path(), device)  # raises the --device message
 
     # -- the pieces the command line uses -------------------------------------------------------------------
+    def capture_options(
+        self, *, live: bool | None = None, stall_s: float = 5.0, read_ahead: int = 16
+    ) -> CaptureOptions:
+        """How :meth:`open` opens a source (and :meth:`face_process` opens it again)."""
+        return CaptureOptions(fps=self.fps, live=live, stall_s=stall_s, read_ahead=read_ahead)
+
     def open(self, source, *, live: bool | None = None, stall_s: float = 5.0, read_ahead: int = 16) -> FrameSource:
         """``source`` opened for reading (a :class:`FrameSource` is returned as it is)."""
         if isinstance(source, FrameSource):
@@ -78,9 +85,19 @@ class Recognizer:
         if isinstance(source, (str, Path)):
             check_source(str(source))
             source = str(source)
-        return open_source(source, CaptureOptions(fps=self.fps, live=live, stall_s=stall_s, read_ahead=read_ahead))
+        return open_source(source, self.capture_options(live=live, stall_s=stall_s, read_ahead=read_ahead))
 
-    def pipeline(self, tracker: FaceTracker | None = None) -> Pipeline:
+    def face_process(self, source, *, stall_s: float = 5.0, read_ahead: int = 16) -> FaceProcess | None:
+        """The face stage of a recorded ``source`` started in a second process
+        (:class:`realtime.stages.faces.process.FaceProcess`, for :meth:`pipeline`'s ``tracker``), or None when
+        the source is live (a camera or a stream cannot be read twice). Open the source with the same
+        ``stall_s`` and ``read_ahead``."""
+        options = self.capture_options(stall_s=stall_s, read_ahead=read_ahead)
+        if not isinstance(source, (str, Path)) or not is_recorded(str(source), options):
+            return None
+        return FaceProcess(str(source), options, self.options.tracking)
+
+    def pipeline(self, tracker: FaceTracker | FaceProcess | None = None) -> Pipeline:
         """A fresh pipeline for one source (face ids and spotting state start anew)."""
         return Pipeline(self.options, self.classifier, tracker=tracker)
 

@@ -35,6 +35,7 @@ from realtime.schema import event_record
 from realtime.stages.capture import Frame
 from realtime.stages.classify import Classifier
 from realtime.stages.faces import FaceTracker, TrackedFace, TrackingOptions
+from realtime.stages.faces.process import FaceProcess
 from realtime.stages.spotter import SpotSignal, SpottedEvent, Spotter, SpotterOptions
 
 STAGES = ("capture", "face", "spot", "classify", "render", "output")
@@ -119,7 +120,7 @@ class Pipeline:
         self,
         options: PipelineOptions | None = None,
         classifier: Classifier | None = None,
-        tracker: FaceTracker | None = None,
+        tracker: FaceTracker | FaceProcess | None = None,
         spotter: Spotter | None = None,
     ) -> None:
         self.options = options or PipelineOptions()
@@ -266,7 +267,10 @@ class Pipeline:
         return tuple(out)
 
     def close(self) -> None:
-        """Stop the classification worker (pending work is finished first)."""
+        """Stop the classification worker (pending work is finished first) and a face stage running in a
+        second process."""
+        if isinstance(self.tracker, FaceProcess):
+            self.tracker.close()
         if self._worker is not None:
             self._worker.shutdown(wait=True)
             self._worker = None

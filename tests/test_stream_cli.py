@@ -225,6 +225,22 @@ def test_a_frame_folder_in_numeric_order_gives_the_same_events(tmp_path, capsys,
     assert f"frames {SPEC.n_frames}," in out
 
 
+@pytest.mark.parametrize("spotter", ["rules", "learned"])
+def test_the_face_stage_in_a_second_process_changes_no_output(tmp_path, capsys, clip_video, tiny_onnx_model, spotter):
+    written = {}
+    for mode in ("on", "off"):
+        events, frames = tmp_path / f"events-{mode}.jsonl", tmp_path / f"frames-{mode}.csv"
+        code, _, err = run_main(
+            capsys,
+            *("--source", clip_video, "--model", tiny_onnx_model, "--no-display", "--spotter", spotter),
+            *("--face-process", mode, "--events", events, "--csv", frames),
+        )
+        assert code == 0, err
+        assert ("face stage in a second process" in err) == (mode == "on"), err
+        written[mode] = (events.read_text(), frames.read_text())
+    assert written["on"] == written["off"] and written["on"][0]
+
+
 def test_frames_without_a_face_get_rows_and_a_corrupt_frame_is_skipped(tmp_path, capsys, tiny_onnx_model):
     folder = tmp_path / "frames"
     folder.mkdir()

@@ -485,6 +485,16 @@ def is_network(source: str) -> bool:
     return source.lower().startswith(NETWORK_SCHEMES)
 
 
+def is_recorded(source: str, options: CaptureOptions | None = None) -> bool:
+    """Whether ``source`` opens as a recorded source that can be read twice, frame for frame: an existing
+    local video file or image folder not forced live (cameras and network streams are live)."""
+    text = str(source).strip()
+    if (options is not None and options.live) or not text or re.fullmatch(r"\d+", text) or is_network(text):
+        return False
+    path = Path(text).expanduser()
+    return path.is_file() or path.is_dir()
+
+
 def check_source(source: str) -> None:
     """Fail early, with one line, on a local path that does not exist (cameras and URLs are checked when
     opened)."""

@@ -30,9 +30,9 @@ describes *how* the face moves around a candidate apex and lets a model trained 
    generated clips of the training faces, never the benchmark's) gives ``rest``/``micro``/``blink``
    probabilities per candidate. A run of candidates whose micro (or blink) probability reaches the model's
    threshold is one event (:class:`RunDecision`); its apex is the most probable candidate, its interval the
-   apex ± the scale that fits it best. A micro-expression must come back (:func:`comes_back`): one whose face ends up where the
-   movement took it is the start or end of something that stays, reported as rejected (kind ``macro``); a
-   blink is reported as rejected too (kind ``blink``), as the rule spotter does.
+   apex ± the scale that fits it best. A micro-expression must come back (:func:`comes_back`): one whose face
+   ends up where the movement took it is the start or end of something that stays, reported as rejected (kind
+   ``macro``); a blink is reported as rejected too (kind ``blink``), as the rule spotter does.
 
 Causal: the candidate is ``lag`` (the largest scale, 133 ms) behind the newest frame, and an event is
 reported once its apex is ``peak_hold_ms`` (33 ms) old with the run still going, without waiting for the run
@@ -277,17 +277,19 @@ class LearnedFaceSpotter(FaceSpotter):
         face_level = np.median(self._cell_level, axis=1, keepdims=True) + 1e-3
         level = self._cell_level + 0.5 * face_level
         z, zn = contrast / level, net / level
+        # every scale at once (a handful of array calls, not one per scale: this runs on every frame)
+        strongest = -np.sort(-z, axis=1)[:, :TOP_CELLS]
+        if strongest.shape[1] < TOP_CELLS:
+            strongest = np.pad(strongest, ((0, 0), (0, TOP_CELLS - strongest.shape[1])))
+        strongest = np.log1p(strongest)
+        median_z, median_net = np.median(z, axis=1), np.median(zn, axis=1)
+        net_top = zn[np.arange(len(SCALES_MS)), np.argmax(z, axis=1)]
+        parts = np.stack([z[:, cells].max(axis=1, initial=0.0) for cells in self._part_cells], axis=1)
         features = []
         for s in range(len(SCALES_MS)):
-            zs, ns = z[s], zn[s]
-            top = int(np.argmax(zs))
-            strongest = -np.sort(-zs)[:TOP_CELLS]
-            if len(strongest) < TOP_CELLS:
-                strongest = np.pad(strongest, (0, TOP_CELLS - len(strongest)))
-            parts = [zs[cells].max(initial=0.0) for cells in self._part_cells]
-            features += list(np.log1p(strongest))
-            features += [math.log1p(float(np.median(zs))), math.log1p(float(ns[top])), math.log1p(float(np.median(ns)))]
-            features += [math.log1p(float(v)) for v in parts]
+            features += list(strongest[s])
+            features += [math.log1p(float(v)) for v in (median_z[s], net_top[s], median_net[s])]
+            features += [math.log1p(float(v)) for v in parts[s]]
             features.append(math.log(float(face_level[s, 0])))
         # what the face did before the candidate: the net change from CONTEXT_MS before it to the newest frame
         # of its window (large when an expression builds or the mouth keeps moving), and the strongest
@@ -299,7 +301,7 @@ class LearnedFaceSpotter(FaceSpotter):
         earlier = [(v[0], v[1]) for t, v in self._before if t_cand - CONTEXT_MS <= t < t_cand - max(SCALES_MS)]
         before_top = max((v[0] for v in earlier), default=0.0)
         before_median = max((v[1] for v in earlier), default=0.0)
-        self._before.append((t_cand, (float(z[1].max()), float(np.median(z[1])))))
+        self._before.append((t_cand, (float(z[1].max()), float(median_z[1]))))
         while self._before and t_cand - self._before[0][0] > CONTEXT_MS:
             self._before.popleft()
         features += [

@@ -1,5 +1,7 @@
 """The face stage: dlib HOG detection now and then, landmark tracking in between, stable face ids.
 
+(:mod:`realtime.stages.faces.process` runs this stage in a second process for a recorded video.)
+
 Detection is the expensive part (about 5 ms on a 320 px copy of a 640×480 frame, 20 ms at full size), so it
 runs every ``redetect_ms`` of video, when a face is lost, or while no face is known. In between, each face
 is tracked from its own landmarks: the box the 68-point model is fitted in is the previous box moved and
