@@ -81,7 +81,7 @@ log = logging.getLogger("microexpr")
 def build_parser() -> argparse.ArgumentParser:
     from realtime.core.motion import INPUT_KINDS  # the choices come from the code that owns them
     from realtime.stages.classify import DEVICES
-    from realtime.stages.spotter import SPOTTER_METHODS
+    from realtime.stages.spotter import DEFAULT_SPOTTER, SPOTTER_METHODS
 
     parser = OneLineErrorParser(
         prog="python stream.py",
@@ -154,11 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--spotter",
         choices=SPOTTER_METHODS,
-        default="rules",
-        help="how micro-expressions are spotted: rules (default: a rise of motion above an adaptive threshold, "
-        "then rules for blinks and expressions; best on a still face, as in CASME II) or learned (per-cell "
-        "rise-and-fall motion and a small model trained on generated webcam-like clips: talking, head turns, "
-        "expressions; see weights/SPOTTER.md for what it measured)",
+        default=DEFAULT_SPOTTER,
+        help=f"how micro-expressions are spotted (default: {DEFAULT_SPOTTER}): learned (per-cell rise-and-fall "
+        "motion and a small model trained on generated webcam-like clips, so talking, head turns and ordinary "
+        "expressions are not reported; see weights/SPOTTER.md for what it measured) or rules (a rise of motion "
+        "above an adaptive threshold, then rules for blinks and expressions: best on a still face, as in "
+        "CASME II recordings, and finds almost nothing on real webcam footage)",
     )
     parser.add_argument(
         "--spotter-model",

@@ -58,16 +58,16 @@ def make_clips(out: Path, photos: tuple[str, ...], clips: int, seed: int) -> lis
     return made
 
 
-def run_model(model: Path, clips: list[tuple[str, Path, Path]], out: Path) -> dict:
-    """Every clip through stream.py with ``model``; the matched events' labels scored."""
+def run_model(model: Path, clips: list[tuple[str, Path, Path]], out: Path, spotter: str | None = None) -> dict:
+    """Every clip through stream.py with ``model`` (and ``--spotter spotter``: None, its default); the matched
+    events' labels scored."""
     pairs, n_true, n_spotted = [], 0, 0
     started = time.perf_counter()
     for photo, video, truth_path in clips:
         events_path = out / "events" / model.stem / f"{photo}-{video.stem}.jsonl"
         events_path.parent.mkdir(parents=True, exist_ok=True)
-        code = stream.main(
-            ["--source", str(video), "--model", str(model), "--no-display", "--events", str(events_path)]
-        )
+        argv = ["--source", str(video), "--model", str(model), "--no-display", "--events", str(events_path)]
+        code = stream.main(argv + (["--spotter", spotter] if spotter else []))
         if code != 0:
             raise SystemExit(f"stream.py failed on {video} with {model} (exit {code})")
         spotted = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=2, help="clips per photo (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=31, help="(default: %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "naming_bench", help="(default: %(default)s)")
+    parser.add_argument("--spotter", choices=("rules", "learned"), help="stream.py's --spotter (default: its own)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.photos) - set(HELD_OUT_PHOTOS))
     if unknown:
@@ -135,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for model in models:
-        row = run_model(Path(model), clips, args.out)
+        row = run_model(Path(model), clips, args.out, args.spotter)
         row["input_kind"] = Classifier(ClassifierOptions(Path(model), "cpu")).input_kind
         rows.append(row)
     table = format_table(rows)
     header = (
-        f"# Naming on held-out faces through stream.py\n\n{len(clips)} generated clips of "
+        f"# Naming on held-out faces through stream.py ({args.spotter or 'default'} spotter)\n\n"
+        f"{len(clips)} generated clips of "
         f"{', '.join(args.photos)} (seed {args.seed}); labels of spotted events matched to true "
         f"micro-expressions (IoU ≥ {IOU_MIN}); chance 20 %.\n\n"
     )

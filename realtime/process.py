@@ -29,6 +29,7 @@ import numpy as np
 from realtime.pipeline import FrameResult, MicroExpression, Pipeline, StageTimes
 from realtime.schema import frame_record
 from realtime.stages.outputs import EventWriter, FrameCsvWriter, VideoWriter
+from realtime.stages.spotter import DEFAULT_SPOTTER
 
 THUMB_PX = 128  # apex thumbnails are stored at most this size (the report shows them at about 112 px)
 TRACE_POINTS = 1500  # per face: the report's signal is decimated to this many points (peaks kept)
@@ -262,7 +263,7 @@ class RecordedOptions:
     csv_landmarks: bool = True
     annotate: bool = False
     landmarks: bool = False
-    spotter: str = "rules"
+    spotter: str = DEFAULT_SPOTTER
     spotter_model: str | None = None
 
     def spotter_options(self):

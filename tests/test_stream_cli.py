@@ -119,6 +119,8 @@ def full_run(tmp_path_factory, clip_video, tiny_onnx_model):
         clip_video,
         "--model",
         tiny_onnx_model,
+        "--spotter",
+        "rules",  # a still face, as in CASME II: the rule spotter finds these at their very frames
         "--no-display",
         "--events",
         paths["events"],
@@ -150,6 +152,23 @@ def test_the_micro_expressions_are_found_at_their_frames_and_distractors_rejecte
         assert iou(event, true) >= 0.5
         assert abs(event["apex_frame"] - true.apex_frame) <= 1
     assert "blink 1" in result.stdout and "macro 1" in result.stdout
+
+
+def test_the_default_learned_spotter_finds_them_too_and_reports_no_distractor(
+    tmp_path, capsys, clip_video, tiny_onnx_model
+):
+    events = tmp_path / "events.jsonl"
+    code, out, err = run_main(
+        capsys, "--source", clip_video, "--model", tiny_onnx_model, "--no-display", "--events", events
+    )
+    assert code == 0, err
+    found, truth = load_events(events), SPEC.truth()
+    assert len(found) == len(truth), (found, truth)  # the blink and the expression that stays are not reported
+    for event, true in zip(found, truth, strict=True):
+        assert iou(event, true) >= 0.5  # the MEGC hit rule
+        assert abs(event["apex_frame"] - true.apex_frame) <= 2  # its apex within 67 ms at 30 fps
+        assert 0.0 < event["score"] <= 1.0  # the learned spotter's probability, not a z-score
+    assert "blink 1" in out
 
 
 def test_the_events_file_has_the_exact_format(full_run):
@@ -214,7 +233,9 @@ def test_a_frame_folder_in_numeric_order_gives_the_same_events(tmp_path, capsys,
     folder = write(SPEC, tmp_path / "frames")  # img1.png … img180.png: lexical order would be wrong
     events = tmp_path / "events.jsonl"
     code, out, err = run_main(
-        capsys, "--source", folder, "--fps", "30", "--model", tiny_onnx_model, "--no-display", "--events", events
+        capsys,
+        *("--source", folder, "--fps", "30", "--model", tiny_onnx_model, "--no-display", "--events", events),
+        *("--spotter", "rules"),  # as full_run's video
     )
     assert code == 0, err
     mine, video = load_events(events), load_events(full_run[1]["events"])
@@ -537,7 +558,7 @@ TWO_FACES = ClipSpec(
 def test_two_faces_keep_their_ids_and_each_gets_its_own_events(tmp_path, capsys, tiny_onnx_model):
     clip = write(TWO_FACES, tmp_path / "two.avi")
     events, table = tmp_path / "events.jsonl", tmp_path / "frames.csv"
-    argv = ["--source", clip, "--model", tiny_onnx_model, "--no-display", "--max-faces", "2"]
+    argv = ["--source", clip, "--model", tiny_onnx_model, "--no-display", "--max-faces", "2", "--spotter", "rules"]
     code, _, err = run_main(capsys, *argv, "--events", events, "--csv", table)
     assert code == 0, err
     with table.open() as handle:
@@ -565,7 +586,8 @@ def test_generated_videos_events_match_their_ground_truth(tmp_path, capsys, tiny
     truth = json.loads((tmp_path / "clips" / "clip01.json").read_text())
     clip = next((tmp_path / "clips").glob("clip01.*[!n]"))  # the video beside its .json
     events = tmp_path / "events.jsonl"
-    code, _, err = run_main(capsys, "--source", clip, "--model", tiny_onnx_model, "--no-display", "--events", events)
+    argv = ["--source", clip, "--model", tiny_onnx_model, "--no-display", "--events", events, "--spotter", "rules"]
+    code, _, err = run_main(capsys, *argv)  # the lab generator's still face: the rule spotter's exact frames
     assert code == 0, err
     found = load_events(events)
     micros = [e for e in truth["events"] if e["kind"] == "micro"]

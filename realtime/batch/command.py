@@ -100,7 +100,7 @@ exit codes: 0 every video done or skipped, 1 some failed (see batch.csv), 2 bad 
 
 def build_parser() -> argparse.ArgumentParser:
     from realtime.stages.classify import DEVICES  # the choices come from the code that owns them
-    from realtime.stages.spotter import SPOTTER_METHODS
+    from realtime.stages.spotter import DEFAULT_SPOTTER, SPOTTER_METHODS
 
     parser = OneLineErrorParser(
         prog="python -m realtime.batch",
@@ -139,9 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--spotter",
         choices=SPOTTER_METHODS,
-        default="rules",
-        help="how micro-expressions are spotted: 'rules' (default) or 'learned' (fewer false alarms on real-world "
-        "motion: talking, head turns, expressions; decides about 0.3 s later); as stream.py --spotter",
+        default=DEFAULT_SPOTTER,
+        help=f"how micro-expressions are spotted (default: {DEFAULT_SPOTTER}): 'learned' (survives real-world "
+        "motion: talking, head turns, expressions) or 'rules' (best on a still face, as in CASME II); as "
+        "stream.py --spotter",
     )
     parser.add_argument(
         "--spotter-model", type=Path, help="the learned spotter's decision file (default: weights/spotter.npz)"

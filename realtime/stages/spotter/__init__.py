@@ -2,8 +2,9 @@
 
 This package is the spotter stage. This module holds what every spotter shares (the options, the per-frame
 :class:`SpotSignal`, the :class:`SpottedEvent`, the :class:`Spotter` that keeps one spotter per face) and the
-rule spotter described below (``SpotterOptions.method == "rules"``, the default); ``learned.py`` the learned
-spotter (``method == "learned"``: per-cell motion and a trained decision) and ``model.py`` its model file.
+rule spotter described below (``SpotterOptions.method == "rules"``: best on a still face); ``learned.py`` the
+learned spotter (``method == "learned"``, the default: per-cell motion and a trained decision, the one that
+survives talking, head turns and ordinary expressions) and ``model.py`` its model file.
 
 The rule spotter:
 
@@ -63,6 +64,7 @@ from realtime.core.align import AlignmentSettings, alignment_matrix
 from realtime.core.errors import OptionError
 
 SPOTTER_METHODS = ("rules", "learned")
+DEFAULT_SPOTTER = "learned"  # the one that survives real-world motion (weights/SPOTTER.md); rules: a still face
 RIGID_LANDMARKS = (0, 16, 27, 28, 29, 30, 36, 39, 42, 45)  # jaw ends, nose bridge, eye corners
 # name → landmark indices; a region is the box around its points, padded (fraction of the crop side)
 REGIONS: dict[str, tuple[int, ...]] = {
@@ -169,7 +171,7 @@ class SpotterOptions:
     give_up_ms: float = 2500.0
     settle_ms: float = 60.0
     settle_hold_ms: float = 150.0
-    method: str = "rules"
+    method: str = DEFAULT_SPOTTER
     model: str | None = None
     grid: int = 8
     level_ms: float = 2000.0

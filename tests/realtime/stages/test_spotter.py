@@ -1,5 +1,6 @@
-"""The streaming spotter's event decisions: blinks rejected, very short and closely spaced micro-expressions
-found, on stand-in clips (a real face photo warped with known timing, with head drift, lighting and noise)."""
+"""The rule spotter's event decisions (``--spotter rules``, the still-face spotter; the learned one, the default,
+has its own tests): blinks rejected, very short and closely spaced micro-expressions found, on stand-in clips
+(a real face photo warped with known timing, with head drift, lighting and noise)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from realtime.stages.faces import FaceTracker
 from realtime.stages.spotter import REGIONS, SpottedEvent, Spotter, SpotterOptions, event_kind
 from training.synth.scripted import ClipSpec, TrueEvent, blink, frames, macro, micro
 
+RULES = SpotterOptions(method="rules")
+
 
 def spot(spec: ClipSpec) -> list[SpottedEvent]:
     """Every event (accepted and rejected) the face stage and the spotter report over the clip."""
-    tracker, spotter = FaceTracker(), Spotter()
+    tracker, spotter = FaceTracker(), Spotter(RULES)
     events: list[SpottedEvent] = []
     for index, frame in enumerate(frames(spec)):
         faces = tracker.process(frame)
@@ -79,9 +82,7 @@ def _kind(activity: dict[str, float], movement: float = 0.015, duration_ms: floa
     excess = np.array([activity.get(name, 0.01) for name in REGIONS])
     moves = np.full(len(REGIONS), 0.002)
     moves[[list(REGIONS).index("eye_left"), list(REGIONS).index("eye_right")]] = movement
-    return event_kind(
-        SpotterOptions(), tuple(REGIONS), duration_ms, excess, float(moves.max()), False, 1000.0 / fps, moves
-    )
+    return event_kind(RULES, tuple(REGIONS), duration_ms, excess, float(moves.max()), False, 1000.0 / fps, moves)
 
 
 def test_blink_rule_allows_brows_that_follow_the_lids_but_not_brow_actions():
@@ -107,7 +108,7 @@ def test_an_event_that_outlives_the_history_while_the_face_is_away_still_closes(
     # a face whose event is under way disappears for longer than the spotter's history reaches back, then
     # returns: the event closes on the frames that remain instead of failing (seen on a realistic clip)
     spec = clip(30.0, 4000.0, micro("smile", 1500.0, 600.0, 6.0))
-    tracker, spotter = FaceTracker(), Spotter(forget_ms=10_000.0)
+    tracker, spotter = FaceTracker(), Spotter(RULES, forget_ms=10_000.0)
     images = list(frames(spec))
     events, started = [], None
     for index, image in enumerate(images):
