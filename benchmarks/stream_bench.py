@@ -48,7 +48,7 @@ from realtime.pipeline import Pipeline, PipelineOptions, StageTimes  # noqa: E40
 from realtime.stages.capture import CaptureOptions, LiveSource, open_source  # noqa: E402
 from realtime.stages.classify import Classifier, ClassifierOptions  # noqa: E402
 from realtime.stages.faces import TrackingOptions  # noqa: E402
-from realtime.stages.spotter import SPOTTER_METHODS, SpotterOptions  # noqa: E402
+from realtime.stages.spotter import DEFAULT_SPOTTER, SPOTTER_METHODS, SpotterOptions  # noqa: E402
 from training.synth.scripted import ClipSpec, Walker, blink, macro, micro, walking_faces, write  # noqa: E402
 
 # up to five still faces in a 640×480 frame (training photos: the benchmark measures speed, not accuracy); 100 px
@@ -103,7 +103,7 @@ def decode_fps(path: Path) -> float:
 
 
 def pipeline_fps(
-    path: Path, classifier: Classifier, spotter: str = "rules", tracking: TrackingOptions | None = None
+    path: Path, classifier: Classifier, spotter: str = DEFAULT_SPOTTER, tracking: TrackingOptions | None = None
 ) -> tuple[float, dict[str, float], Pipeline, list[float]]:
     source = open_source(str(path), CaptureOptions(live=False, read_ahead=16))  # what stream.py opens
     options = PipelineOptions(tracking=tracking or TrackingOptions(), spotter=SpotterOptions(method=spotter))
@@ -183,7 +183,11 @@ class PacedCapture:
 
 
 def live_run(
-    path: Path, classifier: Classifier, fps: float, spotter: str = "rules", tracking: TrackingOptions | None = None
+    path: Path,
+    classifier: Classifier,
+    fps: float,
+    spotter: str = DEFAULT_SPOTTER,
+    tracking: TrackingOptions | None = None,
 ) -> dict:
     source = LiveSource(PacedCapture(path, fps), "paced clip", stall_s=2.0, fps=fps)
     options = PipelineOptions(tracking=tracking or TrackingOptions(), spotter=SpotterOptions(method=spotter))
@@ -209,7 +213,7 @@ def live_run(
 
 
 def stream_process(
-    source: str, model: Path, spotter: str = "rules", timeout_s: float = 600.0, face_process: str = "auto"
+    source: str, model: Path, spotter: str = DEFAULT_SPOTTER, timeout_s: float = 600.0, face_process: str = "auto"
 ) -> tuple[str, float]:
     """``stream.py`` on ``source`` in a fresh process: its output and the wall-clock seconds from launch to exit
     (``face_process``: its ``--face-process``)."""
@@ -241,7 +245,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def served_live(path: Path, model: Path, spotter: str = "rules") -> dict[str, int]:
+def served_live(path: Path, model: Path, spotter: str = DEFAULT_SPOTTER) -> dict[str, int]:
     """``stream.py`` reading ``path`` as a live stream that ffmpeg serves over loopback TCP in real time (``-re``:
     at the clip's own frame rate, as a camera sends), MPEG-TS without re-encoding (the codec headers repeated
     at each keyframe, as a broadcast stream carries them)."""
@@ -321,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-frames", type=int, default=60, help="frames the naive peer runs (default 60)")
     parser.add_argument("--live-fps", type=float, default=60.0, help="rate of the live runs (default 60)")
     parser.add_argument(
-        "--spotter", choices=SPOTTER_METHODS, default="rules", help="the spotter the pipeline runs (default rules)"
+        "--spotter", choices=SPOTTER_METHODS, default=DEFAULT_SPOTTER, help="the spotter (default: stream.py's)"
     )
     parser.add_argument(
         "--served-fps", type=float, default=0.0, help="also serve a clip made at this rate over TCP (e.g. 200)"
