@@ -17,6 +17,7 @@ process only, while the caller loads its classifier: start-up overlaps too.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import subprocess
@@ -30,9 +31,14 @@ import numpy as np
 from realtime.core.errors import UserInputError
 from realtime.core.landmarks import to_gray
 from realtime.stages.capture import CaptureOptions
-from realtime.stages.faces import FaceFrame, TrackedFace, TrackingOptions
+from realtime.stages.faces import FaceFrame, FaceTracker, TrackedFace, TrackingOptions
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[3]  # the folder that holds ``realtime/``
+log = logging.getLogger("microexpr")
+
+
+class FaceProcessLost(RuntimeError):
+    """The face process stopped before the video's end (killed, out of memory)."""
 
 
 @dataclass(frozen=True)
@@ -102,22 +108,24 @@ class FaceProcess:
             stdout=subprocess.PIPE,
             env=env,
         )
-        job = (str(source), capture or CaptureOptions(), tracking or TrackingOptions(), int(batch))
+        self._tracking = tracking or TrackingOptions()
+        job = (str(source), capture or CaptureOptions(), self._tracking, int(batch))
         pickle.dump(job, self._process.stdin)
         self._process.stdin.close()
         self._ready: list[FacesOfFrame] = []
         self._ended = False
+        self._local: FaceTracker | None = None  # the face stage in this process, once the other one is lost
         self.detections = 0
 
     def _next(self) -> FacesOfFrame:
         while not self._ready:
             if self._ended:
-                raise RuntimeError("the face process read fewer frames than the video has")
+                raise FaceProcessLost("the face process read fewer frames than this process")
             try:
                 item = pickle.load(self._process.stdout)
             except EOFError:
                 code = self._process.wait()
-                raise RuntimeError(f"the face process stopped unexpectedly (exit code {code})") from None
+                raise FaceProcessLost(f"the face process stopped unexpectedly (exit code {code})") from None
             if item is None:
                 self._ended = True
             elif isinstance(item, tuple):
@@ -128,12 +136,31 @@ class FaceProcess:
 
     def process(self, frame: np.ndarray, t_ms: float | None = None) -> FaceFrame:
         """The faces of the next frame (``frame`` is the caller's copy of it: the grey image later stages
-        align from is made from it here, as the in-process tracker makes it)."""
-        found = self._next()
+        align from is made from it here, as the in-process tracker makes it). Should the face process be lost
+        (killed, out of memory), the face stage goes on in this process from this frame, with one line said:
+        the run continues, its faces found anew (their ids may change once)."""
+        if self._local is not None:
+            return self._in_this_process(frame, t_ms)
+        try:
+            found = self._next()
+        except FaceProcessLost as error:
+            log.warning("%s: the face stage goes on in this process (face ids may start anew)", error)
+            self._local = FaceTracker(self._tracking)
+            return self._in_this_process(frame, t_ms)
         if t_ms is not None and found.t_ms != float(t_ms):
             raise RuntimeError(f"the face process read the frame at {found.t_ms} ms where the caller read {t_ms} ms")
         self.detections = found.detections
         return FaceFrame(found.faces, to_gray(frame), found.detection_ran)
+
+    def _in_this_process(self, frame: np.ndarray, t_ms: float | None) -> FaceFrame:
+        found = self._local.process(frame, t_ms)
+        self.detections = self._local.detections
+        return found
+
+    @property
+    def pid(self) -> int:
+        """The face process's id (to watch or stop it from outside)."""
+        return self._process.pid
 
     @property
     def running(self) -> bool:
@@ -157,11 +184,14 @@ class FaceProcess:
 def main() -> None:
     """``python -m realtime.stages.faces.process``: the job (pickled) on standard input, the faces (pickled)
     on standard output. Whatever else the process prints goes to standard error, never into the data."""
-    job = pickle.load(sys.stdin.buffer)
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    source, capture, tracking, batch = job
-    run_face_stage(source, capture, tracking, out, batch)
+    try:
+        job = pickle.load(sys.stdin.buffer)
+        out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+        source, capture, tracking, batch = job
+        run_face_stage(source, capture, tracking, out, batch)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the caller says what happened
+        pass
 
 
 if __name__ == "__main__":

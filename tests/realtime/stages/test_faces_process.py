@@ -3,6 +3,9 @@ sources that can be read twice, its failures as one line, and nothing left runni
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +97,17 @@ def test_closing_stops_the_process_even_mid_way(clip):
     assert process.running
     process.close()
     assert not process.running  # nothing is left running
+
+
+def test_a_face_process_that_dies_is_replaced_by_the_stage_in_this_process(clip, caplog):
+    process = FaceProcess(str(clip), CAPTURE, batch=1)
+    with open_source(str(clip), CAPTURE) as frames, caplog.at_level(logging.WARNING, logger="microexpr"):
+        faces = []
+        for frame in frames:
+            if frame.index == 10:
+                os.kill(process.pid, signal.SIGKILL)  # out of memory, killed by someone: the run goes on
+            faces.append(process.process(frame.image, frame.t_ms).faces)
+    process.close()
+    assert len(faces) == SPEC.n_frames and all(faces)  # a face on every frame, before and after
+    (line,) = [r.getMessage() for r in caplog.records if "face stage goes on in this process" in r.getMessage()]
+    assert "stopped unexpectedly" in line
