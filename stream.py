@@ -32,10 +32,10 @@ DESCRIPTION = """\
 Spot facial micro-expressions (1/25-1/2 s leaks of a hidden emotion) and name them.
 
 For every face: dlib finds it and fits 68 landmarks, the face is aligned the way the model was trained, a
-streaming spotter watches brows, eyes, nose, mouth corners and chin for a brief rise and fall of motion
-(blinks, head motion, lighting changes and longer macro expressions are rejected; --spotter learned
-tells a micro-expression from talking, head turns and ordinary expressions by how the face moves), and the
-apex frame of each micro-expression is classified by the ONNX model. Nothing is downloaded.
+streaming spotter watches how the cells of the face move for a brief rise and fall (it tells a
+micro-expression from blinks, talking, head turns and ordinary expressions by where and how the face moves;
+--spotter rules is the still-face spotter for CASME II-like recordings), and the apex frame of each
+micro-expression is classified by the ONNX model. Nothing is downloaded.
 """
 
 EPILOG = """\
@@ -47,7 +47,7 @@ sources:
 
 examples:
   python stream.py --source 0                                   # webcam, window with the overlay
-  python stream.py --source 0 --spotter learned                 # a face that talks, turns and smiles
+  python stream.py --source 0 --spotter rules                   # a still face, as in CASME II recordings
   python stream.py --source clip.mp4 --no-display --events events.jsonl --csv frames.csv
   python stream.py --source CASME2/sub01/EP02_01f/ --fps 200 --output annotated.mp4 --no-display
   python stream.py --source clip.mp4 --no-display --events out/events.jsonl --report   # + out/events.html
@@ -56,9 +56,10 @@ examples:
 outputs:
   --events  one JSON object per micro-expression, written the moment it is spotted:
             {"face": 0, "onset_frame": 120, "apex_frame": 126, "offset_frame": 133, "onset_ms": 4000.0,
-             "apex_ms": 4200.0, "offset_ms": 4433.3, "score": 3.1, "label": "happiness", "confidence": 0.71,
+             "apex_ms": 4200.0, "offset_ms": 4433.3, "score": 0.97, "label": "happiness", "confidence": 0.71,
              "probabilities": {...}, "moved": [{"region": "mouth_left", "share": 0.35, "direction": "up"}, ...]}
-            (frames are 0-based over every decoded frame of the source)
+            (frames are 0-based over every decoded frame of the source; score: the spotter's probability,
+            0-1, or with --spotter rules the peak robust z-score)
   --csv     one row per frame and face (OpenFace style: frame, timestamp, face_id, confidence, success,
             pose_Rx/Ry/Rz, x_0..x_67, y_0..y_67) with the spotter's view (motion_<region>, signal,
             threshold, in_event), and a row with success 0 for frames with no face

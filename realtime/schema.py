@@ -76,8 +76,8 @@ FRAME_FIELDS: tuple[Field, ...] = (
         "signal",
         "float",
         "z",
-        "the spotting signal: the largest region motion (robust z-score); with --spotter learned the micro "
-        "probability of the candidate apex 133 ms before this frame",
+        "the spotting signal: with the learned spotter (the default) the micro probability of the candidate "
+        "apex 133 ms before this frame; with --spotter rules the largest region motion (robust z-score)",
         2,
     ),
     Field("threshold", "float", "z", "the level the signal must cross to start an event", 2),
@@ -117,7 +117,7 @@ EVENT_FIELDS: tuple[Field, ...] = (
     Field("onset_ms", "float", "ms", "time of the onset frame", 1),
     Field("apex_ms", "float", "ms", "time of the apex frame", 1),
     Field("offset_ms", "float", "ms", "time of the offset frame", 1),
-    Field("score", "float", "z", "peak spotting signal (learned spotter: the apex's probability, 0-1)", 2),
+    Field("score", "float", "z", "peak spotting signal (the learned spotter's apex probability, 0-1; rules: z)", 2),
     Field("label", "text", "", "the classifier's emotion for the apex frame (empty without a classifier)"),
     Field("confidence", "float", "0-1", "the classifier's probability of that label", 4),
     Field("probabilities", "object", "0-1", "every class's probability, in the model's class order", 4),
