@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "on", "off"),
         default="auto",
         help="run the face stage of a recorded video or image folder in a second process, so that both cores "
-        "work on one video (same results; about 1.5x the frames a second on 2 cores): auto (default) when "
+        "work on one video (same results; 1.3-1.5x the frames a second on 2 cores): auto (default) when "
         "the machine has 2 or more cores, on, or off. Live sources always run in one process",
     )
     parser.add_argument("--landmarks", action="store_true", help="draw the 68 landmarks in the overlay")
