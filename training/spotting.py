@@ -332,6 +332,9 @@ def train_model(features: np.ndarray, labels: np.ndarray, settings: SpotTraining
     )
 
 
+EMPTY = (np.zeros((0, 2), np.float32), np.zeros(0, np.float32))  # a replayed candidate's cells: not collected
+
+
 def events_from_probabilities(
     clip: ClipFeatures, probabilities: np.ndarray, threshold: float, options: SpotterOptions | None = None
 ) -> list[tuple]:
@@ -342,25 +345,18 @@ def events_from_probabilities(
     closed there."""
     frame_ms = 1000.0 / clip.fps
     decision = RunDecision(threshold, options or SpotterOptions())
-    events = []
-    no_cells = np.zeros((0, 2), np.float32)
+    decided = []
     for i in range(len(probabilities)):
         frame = int(clip.frames[i])
-        candidate = Candidate(
-            frame,
-            frame * frame_ms,
-            clip.features[i],
-            float(probabilities[i, 1]),
-            float(probabilities[i, 2]),
-            float(clip.halfwidth_ms[i]),
-            no_cells,
-            no_cells[:, 0],
-        )
-        for decided in (decision.update(candidate), decision.flush() if i == len(probabilities) - 1 else None):
-            if decided is not None:
-                half = max(1, round(decided.apex.halfwidth_ms / frame_ms))
-                apex = decided.apex.frame_index
-                events.append((max(apex - half, 0), apex, apex + half, decided.kind))
+        p_micro, p_blink = float(probabilities[i, 1]), float(probabilities[i, 2])
+        halfwidth_ms = float(clip.halfwidth_ms[i])
+        candidate = Candidate(frame, frame * frame_ms, clip.features[i], p_micro, p_blink, halfwidth_ms, *EMPTY)
+        decided.append(decision.update(candidate))
+    decided.append(decision.flush())
+    events = []
+    for run in (d for d in decided if d is not None):
+        half, apex = max(1, round(run.apex.halfwidth_ms / frame_ms)), run.apex.frame_index
+        events.append((max(apex - half, 0), apex, apex + half, run.kind))
     return events
 
 

@@ -84,7 +84,7 @@ examples:
   python -m realtime.batch --inputs recordings/ --out results/
   python -m realtime.batch --inputs 'casme2/**/*.avi' --out results/ --workers 4 --csv --annotate
   python -m realtime.batch --inputs todo.txt --out results/ --model weights/casme2.onnx --no-report
-  python -m realtime.batch --inputs webcam_recordings/ --out results/ --spotter learned   # talking, head turns
+  python -m realtime.batch --inputs lab_recordings/ --out results/ --spotter rules   # still faces, as in CASME II
 
 on a cluster (every node: the same microexpr installed; the videos and OUTDIR at the same path on all
 nodes, e.g. NFS; the model is shipped to the workers by Ray):

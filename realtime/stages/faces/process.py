@@ -5,14 +5,14 @@ small arrays) both hold Python's GIL, so a thread cannot run one beside the othe
 time goes"). A second *process* can: :class:`FaceProcess` starts one that opens the same recorded source
 with the same capture options, decodes it (decoding costs a tenth of the face stage, so doing it twice is
 cheaper than shipping frames between processes) and runs :class:`realtime.stages.faces.FaceTracker` on every
-frame, up to ``ahead`` frames ahead of the caller. Only the faces cross over: ids, boxes and 68 landmarks, a
-few hundred bytes a frame. The caller's pipeline takes it as its tracker (:meth:`process` has
+frame, as far ahead of the caller as the pipe between them holds. Only the faces cross over: ids, boxes and
+68 landmarks, a few hundred bytes a frame. The caller's pipeline takes it as its tracker (:meth:`process` has
 :meth:`FaceTracker.process`'s signature and result), so the spotter, the classifier and the outputs are
 unchanged and every result is the same as with the tracker in the caller's own process.
 
 Only for recorded sources (video files and image folders): a live camera cannot be opened twice, and a live
 source drops frames the second process would not know about. The landmark model is then loaded in the second
-process only, while the caller loads its classifier: start-up overlaps too.
+process only.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 
 from realtime.core.errors import UserInputError
 from realtime.core.landmarks import to_gray
-from realtime.stages.capture import CaptureOptions
+from realtime.stages.capture import CaptureOptions, open_source
 from realtime.stages.faces import FaceFrame, FaceTracker, TrackedFace, TrackingOptions
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[3]  # the folder that holds ``realtime/``
@@ -56,9 +56,6 @@ def run_face_stage(source: str, capture: CaptureOptions, tracking: TrackingOptio
     """The second process's work: every frame of ``source`` through the face stage, pickled to ``out`` in
     lists of up to ``batch`` frames; ``None`` at the end, or ``("error", message)`` when something went
     wrong. A full pipe blocks it: that is what keeps it at most a pipe's worth of frames ahead."""
-    from realtime.stages.capture import open_source
-    from realtime.stages.faces import FaceTracker
-
     try:
         tracker = FaceTracker(tracking)
         pending: list[FacesOfFrame] = []
@@ -75,7 +72,7 @@ def run_face_stage(source: str, capture: CaptureOptions, tracking: TrackingOptio
         pickle.dump(None, out)
     except UserInputError as error:
         pickle.dump(("error", str(error)), out)
-    except (BrokenPipeError, KeyboardInterrupt):  # the caller stopped reading: nothing more to do
+    except BrokenPipeError:  # the caller stopped reading: nothing more to do
         return
     except Exception as error:  # sent across as one line: the caller raises it as its own error
         pickle.dump(("error", f"{type(error).__name__}: {error}"), out)

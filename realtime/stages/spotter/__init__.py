@@ -141,9 +141,9 @@ class SpotterOptions:
     spotter's own settings: ``grid`` (cells per side of the aligned face), ``level_ms`` (the span each cell's
     usual contrast is measured over), ``gap_ms`` (how long the probability must stay below the threshold for
     an event to end), ``peak_hold_ms`` (an event is decided once its most probable candidate is this much
-    older than a newer, less probable one, without waiting for the run to end: the live latency; ``inf``
-    waits for the end) and ``return_ratio`` (how far the face may stay moved, against how far the apex stood
-    out, for a micro-expression: :func:`realtime.stages.spotter.learned.comes_back`).
+    older than a newer one that is no more probable or has clearly fallen, without waiting for the run to
+    end: the live latency; ``inf`` waits for the end) and ``return_ratio`` (how far the face may stay moved,
+    against how far the apex stood out, for a micro-expression: :func:`realtime.stages.spotter.learned.comes_back`).
     """
 
     crop_px: int = 128

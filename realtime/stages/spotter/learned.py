@@ -389,11 +389,10 @@ class LearnedFaceSpotter(FaceSpotter):
 @dataclass(frozen=True)
 class DecidedRun:
     """A run of candidates the decision has closed: its kind (``micro``, ``blink``, or ``macro`` for a
-    micro-expression whose face does not come back), its apex and every candidate of the run."""
+    micro-expression whose face does not come back) and its apex."""
 
     kind: str
     apex: Candidate
-    run: tuple[Candidate, ...]
 
 
 class RunDecision:
@@ -433,7 +432,8 @@ class RunDecision:
     def update(self, candidate: Candidate) -> DecidedRun | None:
         """Take the next candidate (in time order); the run it closes, if any."""
         opts = self.options
-        above = max(candidate.p_micro, candidate.p_blink) >= self.threshold
+        level = max(candidate.p_micro, candidate.p_blink)
+        above = level >= self.threshold
         if self._spent:
             if above:
                 self._below_since = None
@@ -454,7 +454,7 @@ class RunDecision:
         kind, apex = self._apex()
         # the apex has passed: the run goes on below it, or it has clearly fallen (a flicker just under the
         # threshold is no fall: a higher peak may follow and make the run an expression that stays)
-        fallen = above or max(candidate.p_micro, candidate.p_blink) < 0.5 * self.threshold
+        fallen = above or level < 0.5 * self.threshold
         if fallen and kind != "macro" and candidate.t_ms - apex.t_ms >= opts.peak_hold_ms:
             self._spent = True
             return self.flush()
@@ -468,9 +468,9 @@ class RunDecision:
         if not self._run:
             return None
         kind, apex = self._apex()
-        run, self._run = tuple(self._run), []
-        self._last_event_frame = max(c.frame_index for c in run)
-        return DecidedRun(kind, apex, run)
+        self._last_event_frame = max(c.frame_index for c in self._run)
+        self._run = []
+        return DecidedRun(kind, apex)
 
     def _apex(self) -> tuple[str, Candidate]:
         run = self._run
