@@ -57,6 +57,7 @@ from realtime.stages.spotter import (
     SpotSignal,
     SpottedEvent,
     SpotterOptions,
+    median_of,
     region_direction,
 )
 from realtime.stages.spotter.model import SpotModel
@@ -187,7 +188,7 @@ class LearnedFaceSpotter(FaceSpotter):
         difference = face - self._reference
         p, q = self._cell_sums(gx * difference), self._cell_sums(gy * difference)
         u = np.stack([-(c * p - b * q) / det, -(a * q - b * p) / det], axis=1)
-        return u - np.median(u, axis=0)
+        return u - median_of(u, axis=0)
 
     # -- per frame -------------------------------------------------------------------------------------
     def update(self, frame_index: int, t_ms: float, gray: np.ndarray, landmarks: np.ndarray) -> SpotSignal:
@@ -272,9 +273,9 @@ class LearnedFaceSpotter(FaceSpotter):
             self._levels.popleft()
         self._level_age += 1
         if self._cell_level is None or self._level_age >= 3:
-            self._cell_level = np.median(np.stack([v for _, v in self._levels]), axis=0)
+            self._cell_level = median_of(np.stack([v for _, v in self._levels]), axis=0)
             self._level_age = 0
-        face_level = np.median(self._cell_level, axis=1, keepdims=True) + 1e-3
+        face_level = median_of(self._cell_level, axis=1)[:, None] + 1e-3
         level = self._cell_level + 0.5 * face_level
         z, zn = contrast / level, net / level
         # every scale at once (a handful of array calls, not one per scale: this runs on every frame)
@@ -282,7 +283,7 @@ class LearnedFaceSpotter(FaceSpotter):
         if strongest.shape[1] < TOP_CELLS:
             strongest = np.pad(strongest, ((0, 0), (0, TOP_CELLS - strongest.shape[1])))
         strongest = np.log1p(strongest)
-        median_z, median_net = np.median(z, axis=1), np.median(zn, axis=1)
+        median_z, median_net = median_of(z, axis=1), median_of(zn, axis=1)
         net_top = zn[np.arange(len(SCALES_MS)), np.argmax(z, axis=1)]
         parts = np.stack([z[:, cells].max(axis=1, initial=0.0) for cells in self._part_cells], axis=1)
         features = []
@@ -306,7 +307,7 @@ class LearnedFaceSpotter(FaceSpotter):
             self._before.popleft()
         features += [
             math.log1p(float(long_net[top])),
-            math.log1p(float(np.median(long_net))),
+            math.log1p(float(median_of(long_net))),
             math.log1p(before_top),
             math.log1p(before_median),
         ]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from realtime.stages.faces import FaceTracker
-from realtime.stages.spotter import REGIONS, SpottedEvent, Spotter, SpotterOptions, event_kind
+from realtime.stages.spotter import REGIONS, SpottedEvent, Spotter, SpotterOptions, event_kind, median_of
 from training.synth.scripted import ClipSpec, TrueEvent, blink, frames, macro, micro
 
 RULES = SpotterOptions(method="rules")
@@ -143,3 +143,13 @@ def test_a_micro_expression_half_a_second_after_an_expression_is_still_found(met
     assert iou(found, true) >= 0.5, (found, true)
     assert abs(found.apex_ms - true.apex_ms) <= 67.0, (found, true)
     assert any(e.kind == "macro" for e in events)  # the expression was seen, and rejected
+
+
+@pytest.mark.parametrize("shape", [(1,), (7,), (8,), (4, 61), (4, 60), (30, 4, 57)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_median_of_gives_numpys_median(shape, dtype):
+    values = np.random.default_rng(len(shape)).standard_normal(shape).astype(dtype)
+    for axis in (None, *range(len(shape))):
+        got, want = median_of(values, axis), np.median(values, axis=axis)
+        assert np.asarray(got).dtype == np.asarray(want).dtype
+        assert np.array_equal(got, want), (shape, axis)
