@@ -41,6 +41,9 @@ from realtime.stages.spotter import SpotSignal, SpottedEvent, Spotter, SpotterOp
 STAGES = ("capture", "face", "spot", "classify", "render", "output")
 MAX_APEX_CROPS = 12  # per face: the strongest candidate frames of the event under way
 ONSET_LOOKBACK_FRAMES = 256  # per face, for inputs that need the onset: about 8.5 s at 30 fps, 1.3 s at 200 fps
+# The learned spotter's apex trails the newest frame by its lag (133 ms) and is refined within 33 ms of its
+# candidate: a frame older than this, seen while no run of candidates is under way, can never become an apex.
+LAZY_CROP_MS = 300.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,11 @@ class Pipeline:
         self._recent_crops: dict[int, deque[tuple[int, np.ndarray]]] = defaultdict(
             lambda: deque(maxlen=ONSET_LOOKBACK_FRAMES)
         )
+        # with an apex-only input the learned spotter's crops are made lazily: the newest frames are kept as
+        # they came (frame index, time, image, landmarks) and cropped only when asked for, or when they age out
+        # of LAZY_CROP_MS during a run of candidates (an apex may still come from them); most never are
+        self._lazy = self._keep_recent and not self._needs_onset
+        self._recent_frames: dict[int, deque[tuple[int, float, np.ndarray, np.ndarray]]] = defaultdict(deque)
         # the worker classifies a settled apex early; an input that needs the onset waits for the event's end
         early = classifier is not None and not self._needs_onset
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify") if early else None
@@ -155,7 +163,9 @@ class Pipeline:
             signal = self.spotter.update(face.face_id, frame.index, frame.t_ms, found.gray, face.landmarks)
             signals.append(signal)
             crop = None
-            if self._keep_recent:
+            if self._lazy:
+                self._keep_frame(face, frame, signal.in_event)
+            elif self._keep_recent:
                 crop = self.classifier.crop(frame.image, face.landmarks)
                 self._recent_crops[face.face_id].append((frame.index, crop))
             if signal.apex_candidate and self.classifier is not None:
@@ -166,6 +176,8 @@ class Pipeline:
             if not signal.in_event and not signal.events:
                 self._apex_crops.pop(face.face_id, None)
                 self._early.pop(face.face_id, None)
+        if self._lazy and len(self._recent_frames) > len(found.faces):
+            self._crop_absent({face.face_id for face in found.faces})
         after_spot = time.perf_counter()
 
         micro, rejected = [], []
@@ -187,6 +199,34 @@ class Pipeline:
             "classify": 1000.0 * (done - after_spot),
         }
         return FrameResult(frame, found.faces, tuple(signals), classified, tuple(rejected), stage_ms)
+
+    def _keep_frame(self, face: TrackedFace, frame: Frame, in_run: bool) -> None:
+        """Keep ``frame`` for a lazy crop of ``face``; crop the frames that age out during a run, drop the rest."""
+        frames = self._recent_frames[face.face_id]
+        frames.append((frame.index, frame.t_ms, frame.image, face.landmarks))
+        while frame.t_ms - frames[0][1] > LAZY_CROP_MS:
+            index, _, image, landmarks = frames.popleft()
+            if in_run:
+                self._recent_crops[face.face_id].append((index, self.classifier.crop(image, landmarks)))
+
+    def _crop_absent(self, present: set[int]) -> None:
+        """Crop the kept frames of the faces not in this frame (their frames are not held on to while they are
+        gone: a face may never come back)."""
+        for face_id in [face_id for face_id in self._recent_frames if face_id not in present]:
+            crops = self._recent_crops[face_id]
+            for index, _, image, landmarks in self._recent_frames.pop(face_id):
+                crops.append((index, self.classifier.crop(image, landmarks)))
+
+    def _recent(self, face_id: int) -> list[tuple[int, np.ndarray | None]]:
+        """The face's kept frames, oldest first: (frame index, its crop, or None until it is made)."""
+        crops = list(self._recent_crops.get(face_id, ()))
+        return crops + [(index, None) for index, *_ in self._recent_frames.get(face_id, ())]
+
+    def _crop_of(self, face_id: int, frame_index: int) -> np.ndarray:
+        for index, _, image, landmarks in self._recent_frames[face_id]:
+            if index == frame_index:
+                return self.classifier.crop(image, landmarks)
+        raise KeyError(frame_index)
 
     def _keep_crop(self, face: TrackedFace, signal: SpotSignal, image: np.ndarray, crop: np.ndarray | None) -> None:
         crops = self._apex_crops[face.face_id]
@@ -210,11 +250,12 @@ class Pipeline:
         """The aligned crop of ``onset_frame`` from the face's ring buffer: that frame's, or when it is not
         there (the face was lost then, or the event is longer than the buffer) the nearest kept frame at or
         before the onset, else the oldest kept; None when nothing is kept."""
-        recent = self._recent_crops.get(face_id)
+        recent = self._recent(face_id)
         if not recent:
             return None
         before = [(index, crop) for index, crop in recent if index <= onset_frame]
-        return (before[-1] if before else recent[0])[1]
+        index, crop = before[-1] if before else recent[0]
+        return crop if crop is not None else self._crop_of(face_id, index)
 
     def _classify(self, events: list[SpottedEvent], started: float) -> tuple[MicroExpression, ...]:
         answers: list = []
@@ -231,7 +272,7 @@ class Pipeline:
                 onsets.append(None)
                 inputs.append(crop)
                 continue
-            if self.classifier is None or not (kept or self._recent_crops.get(event.face_id)):
+            if self.classifier is None or not (kept or self._recent(event.face_id)):
                 answers.append(None)
                 crops.append(None)
                 onsets.append(None)

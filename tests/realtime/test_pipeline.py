@@ -69,3 +69,15 @@ def test_without_a_classifier_events_are_spotted_but_not_named(clip, named):
     assert all(e.label == "" and e.probabilities == {} and e.apex_crop is None for e in events)
     assert all(set(r.stage_ms) <= set(STAGES) for r in results)
     assert all(len(r.faces) == 1 and len(r.signals) == 1 for r in results)
+
+
+def test_the_named_crop_is_the_classifiers_crop_of_the_apex_frame(clip, named, tiny_onnx_model):
+    # the learned spotter decides an apex after the fact; its crop is made from the frame as it came (kept for a
+    # moment, cropped only when asked for) and must be exactly the crop of that frame's face
+    classifier = Classifier(ClassifierOptions(tiny_onnx_model, "cpu", threads=1))
+    events, results = named
+    assert events
+    for event in events:
+        apex = results[event.apex_frame]
+        expected = classifier.crop(clip[1][event.apex_frame], apex.faces[0].landmarks)
+        assert np.array_equal(event.apex_crop, expected), event.apex_frame
