@@ -11,7 +11,11 @@ While an event is under way, the classifier's crop of every frame that may becom
 per event, the strongest). A model whose input needs the event's onset too (``onset-apex``, ``flow``:
 :mod:`realtime.core.motion`) also gets a short ring buffer per face of the aligned crops of the latest frames, from
 which the spotter's onset frame is taken when the event ends; its input is then built by
-:func:`realtime.core.motion.build_classifier_input`, the function the training data goes through.
+:func:`realtime.core.motion.build_classifier_input`, the function the training data goes through. The learned
+spotter names its apex after the fact; with an apex-only input its crop is made lazily: the newest frames
+(``LAZY_CROP_MS``) are kept as they came and cropped only when an event asks for one (or when they age out
+during a run of candidates), so most frames are never cropped. A frame's image must therefore not be changed
+after it was given to :meth:`Pipeline.process` (capture and render never do: render draws on a copy).
 
 Once the signal has fallen well past its peak, the spotter names the apex and
 its crop is classified at once on a worker thread (ONNX Runtime releases the GIL), while the face keeps
