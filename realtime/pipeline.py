@@ -152,6 +152,7 @@ class Pipeline:
         early = classifier is not None and not self._needs_onset
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify") if early else None
         self.face_ids: set[int] = set()
+        self._last_seen_ms: dict[int, float] = {}
         self.events = 0
         self.rejected: dict[str, int] = defaultdict(int)
         self.latencies_ms: list[float] = []
@@ -182,6 +183,7 @@ class Pipeline:
                 self._early.pop(face.face_id, None)
         if self._lazy and len(self._recent_frames) > len(found.faces):
             self._crop_absent({face.face_id for face in found.faces})
+        self._forget_gone(found.faces, frame.t_ms)
         after_spot = time.perf_counter()
 
         micro, rejected = [], []
@@ -212,6 +214,24 @@ class Pipeline:
             index, _, image, landmarks = frames.popleft()
             if in_run:
                 self._recent_crops[face.face_id].append((index, self.classifier.crop(image, landmarks)))
+
+    @property
+    def kept_faces(self) -> set[int]:
+        """The face ids whose recent frames or crops are held for the classifier (a face the spotter has
+        forgotten, unseen for its ``forget_ms``, holds none: a long video with many people does not grow)."""
+        kept = (self._recent_crops, self._recent_frames, self._apex_crops, self._early)
+        return {face_id for held in kept for face_id, value in held.items() if value}
+
+    def _forget_gone(self, faces: tuple[TrackedFace, ...], t_ms: float) -> None:
+        """Let go of what is kept for faces unseen for longer than the spotter remembers them: no event of
+        theirs can come any more (their crops ring alone may hold 256 aligned faces, 38 MB at 224 px)."""
+        for face in faces:
+            self._last_seen_ms[face.face_id] = t_ms
+        for face_id, seen_ms in list(self._last_seen_ms.items()):
+            if t_ms - seen_ms > self.spotter.forget_ms:
+                del self._last_seen_ms[face_id]
+                for held in (self._recent_crops, self._recent_frames, self._apex_crops, self._early):
+                    held.pop(face_id, None)
 
     def _crop_absent(self, present: set[int]) -> None:
         """Crop the kept frames of the faces not in this frame (their frames are not held on to while they are

@@ -81,3 +81,24 @@ def test_the_named_crop_is_the_classifiers_crop_of_the_apex_frame(clip, named, t
         apex = results[event.apex_frame]
         expected = classifier.crop(clip[1][event.apex_frame], apex.faces[0].landmarks)
         assert np.array_equal(event.apex_crop, expected), event.apex_frame
+
+
+def test_what_is_kept_for_a_face_is_let_go_once_the_spotter_has_forgotten_it(clip, tiny_onnx_model):
+    # a long video with many people must not grow: a face that left is forgotten by the spotter after its
+    # forget_ms, and the pipeline then lets go of the frames and crops it kept for the classifier
+    pipeline = Pipeline(classifier=Classifier(ClassifierOptions(tiny_onnx_model, "cpu", threads=1)))
+    faces, blank = clip[1][:45], np.zeros_like(clip[1][0])
+    try:
+        index = 0
+        for index, image in enumerate(faces):
+            pipeline.process(Frame(index, index * 1000.0 / FPS, image))
+        assert pipeline.kept_faces == {0}
+        gone_frames = int(pipeline.spotter.forget_ms / 1000.0 * FPS)
+        for index in range(index + 1, index + 1 + gone_frames):  # just under forget_ms without the face
+            pipeline.process(Frame(index, index * 1000.0 / FPS, blank))
+        assert pipeline.kept_faces == {0}, "kept while the face may still come back"
+        for index in range(index + 1, index + 4):
+            pipeline.process(Frame(index, index * 1000.0 / FPS, blank))
+        assert pipeline.kept_faces == set()
+    finally:
+        pipeline.close()
