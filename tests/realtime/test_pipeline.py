@@ -87,18 +87,21 @@ def test_what_is_kept_for_a_face_is_let_go_once_the_spotter_has_forgotten_it(cli
     # a long video with many people must not grow: a face that left is forgotten by the spotter after its
     # forget_ms, and the pipeline then lets go of the frames and crops it kept for the classifier
     pipeline = Pipeline(classifier=Classifier(ClassifierOptions(tiny_onnx_model, "cpu", threads=1)))
-    faces, blank = clip[1][:45], np.zeros_like(clip[1][0])
+    blank = np.zeros_like(clip[1][0])
+    fed = 0
+
+    def feed(images: list[np.ndarray]) -> None:
+        nonlocal fed
+        for image in images:
+            pipeline.process(Frame(fed, fed * 1000.0 / FPS, image))
+            fed += 1
+
     try:
-        index = 0
-        for index, image in enumerate(faces):
-            pipeline.process(Frame(index, index * 1000.0 / FPS, image))
+        feed(clip[1][:45])
         assert pipeline.kept_faces == {0}
-        gone_frames = int(pipeline.spotter.forget_ms / 1000.0 * FPS)
-        for index in range(index + 1, index + 1 + gone_frames):  # just under forget_ms without the face
-            pipeline.process(Frame(index, index * 1000.0 / FPS, blank))
+        feed([blank] * int(pipeline.spotter.forget_ms / 1000.0 * FPS))  # just under forget_ms without the face
         assert pipeline.kept_faces == {0}, "kept while the face may still come back"
-        for index in range(index + 1, index + 4):
-            pipeline.process(Frame(index, index * 1000.0 / FPS, blank))
+        feed([blank] * 3)
         assert pipeline.kept_faces == set()
     finally:
         pipeline.close()
