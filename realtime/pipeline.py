@@ -28,6 +28,7 @@ Stage times are measured per frame.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -227,8 +228,9 @@ class Pipeline:
         theirs can come any more (their crops ring alone may hold 256 aligned faces, 38 MB at 224 px)."""
         for face in faces:
             self._last_seen_ms[face.face_id] = t_ms
+        forget_ms = getattr(self.spotter, "forget_ms", math.inf)  # a stand-in spotter may never forget
         for face_id, seen_ms in list(self._last_seen_ms.items()):
-            if t_ms - seen_ms > self.spotter.forget_ms:
+            if t_ms - seen_ms > forget_ms:
                 del self._last_seen_ms[face_id]
                 for held in (self._recent_crops, self._recent_frames, self._apex_crops, self._early):
                     held.pop(face_id, None)
