@@ -40,7 +40,9 @@ class Recognizer:
     ``max_faces`` how many faces to follow, largest first; ``fps`` the rate of a frame folder (or of a
     video that reports none); ``spotter`` the spotter's settings; ``input_kind`` the classifier input this
     recognizer builds (``"auto"``: what the model's metadata asks for; ``apex``, ``onset-apex`` or ``flow``:
-    a model that needs another is refused). A source is a path (video file or image
+    a model that needs another is refused); ``classifier_threads`` the classifier's CPU threads (None: ONNX
+    Runtime's choice; ``stream.py`` gives 1 when the face stage runs in a second process, which keeps the
+    other core busy). A source is a path (video file or image
     folder), a webcam number, a URL, or an already opened :class:`realtime.stages.capture.FrameSource`. Recorded
     sources give every frame; live ones drop frames when processing falls behind, as ``stream.py`` does.
     """
@@ -54,6 +56,7 @@ class Recognizer:
         fps: float | None = None,
         spotter: SpotterOptions | None = None,
         input_kind: str = "auto",
+        classifier_threads: int | None = None,
     ) -> None:
         self.options = PipelineOptions(
             tracking=TrackingOptions(max_faces=int(max_faces)), spotter=spotter or SpotterOptions()
@@ -67,7 +70,9 @@ class Recognizer:
         self.classifier: Classifier | None = None
         if model is not False:
             self.model_path = Path(model) if model is not None and model is not True else default_model(DEFAULT_WEIGHTS)
-            self.classifier = Classifier(ClassifierOptions(self.model_path, device, input_kind=input_kind))
+            self.classifier = Classifier(
+                ClassifierOptions(self.model_path, device, threads=classifier_threads, input_kind=input_kind)
+            )
         elif device not in ("auto", "cuda", "cpu"):
             ClassifierOptions(Path(), device)  # raises the --device message
 
