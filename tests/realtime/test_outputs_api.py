@@ -302,3 +302,9 @@ def test_head_roll_of_a_real_face_rotated_by_known_angles(roll_deg):
     rotated = cv2.warpAffine(image, cv2.getRotationMatrix2D(centre, roll_deg, 1.0), size)
     pose = estimator.estimate(FaceTracker().process(rotated).faces[0].landmarks, size)
     assert math.degrees(pose.roll_rad - base.roll_rad) == pytest.approx(-roll_deg, abs=2.0)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_recognizer_runs_its_classifier_on_the_threads_it_is_given(tiny_onnx_model, threads):
+    recognizer = Recognizer(tiny_onnx_model, "cpu", classifier_threads=threads)
+    assert recognizer.classifier.session.get_session_options().intra_op_num_threads == threads
