@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     from realtime.cli.arguments import flags_for_options
     from realtime.cli.stopping import StopSignals
     from realtime.process import Outputs, ReportRecorder
-    from realtime.stages.capture import CaptureOptions, check_source, is_recorded
+    from realtime.stages.capture import check_source, is_recorded
     from realtime.stages.outputs import EventWriter, FrameCsvWriter, VideoWriter, check_writable
     from realtime.stages.render import Renderer, RenderOptions
     from realtime.stages.spotter import SpotterOptions
@@ -230,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         # thread, since a second one only takes time from that process (three sets of paired whole-process runs
         # on 2 cores with a 224 px ResNet18, 20 pairs: 1.01-1.06x faster, 3-5 % less CPU)
         wanted = args.face_process == "on" or (args.face_process == "auto" and (os.cpu_count() or 1) >= 2)
-        split = wanted and is_recorded(str(args.source), CaptureOptions(fps=args.fps))
+        split = wanted and is_recorded(str(args.source))  # what Recognizer.face_process will start
         recognizer = Recognizer(
             model_path,
             args.device,
@@ -256,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     )
     # the pipeline too (the landmark model takes half a second to load) is ready before a live source opens;
     # a recorded one may have its face stage in a second process (which loads the landmark model instead)
-    face_process = recognizer.face_process(args.source, stall_s=args.stall_timeout) if wanted else None
+    face_process = recognizer.face_process(args.source, stall_s=args.stall_timeout) if split else None
     ready_pipeline = recognizer.pipeline(tracker=face_process)
     stop = StopSignals()  # SIGTERM and SIGHUP end the run as Ctrl-C does: between two frames, outputs closed
     with stop:
