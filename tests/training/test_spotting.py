@@ -130,3 +130,19 @@ def test_the_command_refuses_a_bad_argument_in_one_line(capsys):
     assert training_main(["spotter", "--workers", "0", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--workers" in err[0]
+
+
+def test_cached_candidates_are_not_reused_once_the_generator_changes(tmp_path, monkeypatch):
+    # the clips' pixels come from training/synth: a renderer fix must collect the candidates again
+    import training.synth as synth
+    from training.spotting import _code_digest
+
+    fake = tmp_path / "synth"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "mesh.py").write_text("STEP = 1\n")
+    monkeypatch.setattr(synth, "__file__", str(fake / "__init__.py"))
+    before = _code_digest()
+    assert _code_digest() == before
+    (fake / "mesh.py").write_text("STEP = 2\n")
+    assert _code_digest() != before
