@@ -154,7 +154,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         default="tuning",
         help="face photos, or a group: tuning (default: the training photos), held-out, all",
     )
-    parser.add_argument("--clips", type=int, default=10, help="clips per group (default 10; quick 5)")
+    parser.add_argument("--clips", type=int, default=None, help="clips per group (default 10; quick 5)")
     parser.add_argument("--seconds", type=float, default=None, help="clip length (default 10; quick 6)")
     parser.add_argument("--quick", action="store_true", help="fewer, shorter clips (about a fifth of the time)")
     parser.add_argument("--seed", type=int, default=11)
@@ -167,7 +167,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    clips = 5 if args.quick and args.clips == 10 else args.clips
+    clips = args.clips if args.clips is not None else (5 if args.quick else 10)
     seconds = args.seconds or (6.0 if args.quick else 10.0)
     try:
         if not 1 <= clips <= 200:
