@@ -18,8 +18,10 @@ spotter; no classifier), so this measures whatever spotter is on the branch.
   rendered frames fed directly (``--lab-fps 30 60 200`` for the rates the bench used before).
 
 A spotted interval is a hit when its IoU with a still unmatched true interval is at least 0.5 (MEGC); P, R
-and F1 are pooled over a group's clips; the apex error is |spotted − true apex| in ms over the hits; false
-alarms per minute are the spots that hit no micro-expression, per minute of video. A false spot is put down
+and F1 are pooled over a group's clips (the F1 of all realistic clips and of the lab set with a 95 % interval
+from the clips drawn again with replacement: :func:`training.metrics.spotting_f1_interval`); the apex error
+is |spotted − true apex| in ms over the hits; false alarms per minute are the spots that hit no
+micro-expression, per minute of video. A false spot is put down
 to what it overlaps: an ordinary expression or blink, a nuisance's span (talking, a turn …), a
 micro-expression matched too poorly (IoU < 0.5), or nothing.
 
@@ -58,7 +60,7 @@ from realtime.pipeline import Pipeline, PipelineOptions  # noqa: E402
 from realtime.stages.capture import Frame, open_source  # noqa: E402
 from realtime.stages.faces import FaceTracker  # noqa: E402
 from realtime.stages.spotter import SPOTTER_METHODS, SpotterOptions  # noqa: E402
-from training.metrics import interval_iou  # noqa: E402
+from training.metrics import interval_iou, spotting_f1_interval  # noqa: E402
 from training.metrics import megc_match as metrics_megc_match  # noqa: E402
 from training.synth.faces import load_face_photos  # noqa: E402
 from training.synth.photos import HELD_OUT_PHOTOS  # noqa: E402
@@ -365,6 +367,7 @@ def summarise(rows: list[dict]) -> dict:
     for r in rows:
         causes.update(r["causes"])
     shares = [r["face_found_share"] for r in rows if r.get("face_found_share") is not None]
+    interval = spotting_f1_interval([(r["tp"], r["spotted"], r["true"]) for r in rows]) if true else None
     return {
         "clips": len(rows),
         "true": true,
@@ -373,6 +376,7 @@ def summarise(rows: list[dict]) -> dict:
         "precision": round(precision, 3),
         "recall": round(recall, 3),
         "f1": round(f1, 3),
+        "f1_ci95": [round(v, 3) for v in interval] if interval else None,
         "apex_error_ms": round(float(np.mean(apex)), 1) if apex else None,
         "false_per_minute": round((spotted - tp) / minutes, 2) if minutes else None,
         "decided_after_offset_ms": round(float(np.median(decided)), 1) if decided else None,
@@ -416,6 +420,13 @@ def _line(name: str, s: dict, width: int = 24) -> str:
     )
 
 
+def _interval(s: dict) -> str:
+    if not s.get("f1_ci95"):
+        return "    F1 95 % interval: -"
+    low, high = s["f1_ci95"]
+    return f"    F1 95 % interval over its {s['clips']} clips (drawn again with replacement): {low:.2f}-{high:.2f}"
+
+
 HEADER = "  {:<24} clips  true   tp  spots     P     R    F1  apex ms  FA/min  faces   ids  late ms".format("group")
 
 
@@ -436,6 +447,7 @@ def report(rows: list[dict], methods: list[str]) -> dict:
                 print(_line(group, summary[group]))
             summary["realistic (all with micro)"] = summarise(micro)
             print(_line("realistic, all", summary["realistic (all with micro)"]))
+            print(_interval(summary["realistic (all with micro)"]))
             quiet = [r for r in realistic if r["group"] == "quiet"]
             if quiet:
                 summary["quiet (nuisance only)"] = summarise(quiet)
@@ -463,6 +475,7 @@ def report(rows: list[dict], methods: list[str]) -> dict:
         if lab:
             summary["lab"] = summarise(lab)
             print(_line("lab (still face)", summary["lab"]))
+            print(_interval(summary["lab"]))
         if method in SPOTTER_METHODS:
             cost = [r["ms_per_frame"] for r in mine if "ms_per_frame" in r]
             if cost:

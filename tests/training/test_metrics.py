@@ -110,3 +110,29 @@ def test_bad_input_is_refused():
         metrics.accuracy([], [])
     with pytest.raises(ValueError):
         metrics.f1_macro(np.zeros((3, 3), dtype=int))
+
+
+def test_spotting_f1_pools_counts():
+    assert metrics.spotting_f1(3, 4, 6) == pytest.approx(2 * 3 / 10)
+    assert metrics.spotting_f1(0, 0, 0) == 0.0
+
+
+def test_the_spotting_f1_interval_is_a_point_when_every_clip_is_alike_and_narrows_with_more_clips():
+    same = [(2, 3, 3)] * 8
+    low, high = metrics.spotting_f1_interval(same)
+    assert low == pytest.approx(high) == pytest.approx(metrics.spotting_f1(16, 24, 24))
+    mixed = [(3, 3, 3), (0, 1, 3), (2, 2, 3), (1, 3, 3), (0, 0, 3), (3, 4, 3)]
+    pooled = metrics.spotting_f1(*np.sum(mixed, axis=0))
+    low, high = metrics.spotting_f1_interval(mixed)
+    assert 0.0 <= low < pooled < high <= 1.0
+    low4, high4 = metrics.spotting_f1_interval(mixed * 4)
+    assert high4 - low4 < high - low
+    assert metrics.spotting_f1_interval(mixed, seed=3) == metrics.spotting_f1_interval(mixed, seed=3)
+    narrow = metrics.spotting_f1_interval(mixed, level=0.5)
+    assert low <= narrow[0] <= narrow[1] <= high
+
+
+@pytest.mark.parametrize("counts", [[], [(2, 1, 3)], [(2, 3, 1)], [(-1, 0, 0)]])
+def test_the_spotting_f1_interval_refuses_impossible_counts(counts):
+    with pytest.raises(ValueError):
+        metrics.spotting_f1_interval(counts)
