@@ -740,10 +740,15 @@ def run_spotter(args: argparse.Namespace) -> int:
         max_false_per_minute=args.max_false_per_minute,
     )
     model, table = train_spotter(settings, resolve_photos(args.photos), args.workers, args.progress, args.cache)
-    print("leave-one-photo-out (training photos): threshold, then P/R/F1 and false alarms a minute per set")
+    print(
+        "leave-one-photo-out (training photos): threshold, then P/R/F1 (its 95 % interval over the clips) and "
+        "false alarms a minute per set"
+    )
     for row in table:
         cells = [
-            f"{name} P {v['precision']:.2f} R {v['recall']:.2f} F1 {v['f1']:.2f} FA/min {v['false_per_minute']}"
+            f"{name} P {v['precision']:.2f} R {v['recall']:.2f} F1 {v['f1']:.2f}"
+            + (f" ({v['f1_ci95'][0]:.2f}-{v['f1_ci95'][1]:.2f})" if v.get("f1_ci95") else "")
+            + f" FA/min {v['false_per_minute']}"
             for name, v in row.items()
             if name != "threshold"
         ]

@@ -39,7 +39,7 @@ from realtime.core.files import atomic_open
 from realtime.stages.spotter import SpotterOptions
 from realtime.stages.spotter.learned import FEATURE_NAMES, Candidate, LearnedFaceSpotter, RunDecision
 from realtime.stages.spotter.model import CLASSES, SpotModel
-from training.metrics import megc_match
+from training.metrics import megc_match, spotting_f1_interval
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 APEX_SHARE = 0.25  # a candidate within this share of the event's duration of the apex is labelled with its kind
@@ -373,7 +373,9 @@ def score_events(events: list[tuple], truth: dict) -> tuple[int, int, int]:
 
 def threshold_table(clips: list[ClipFeatures], probabilities: list[np.ndarray]) -> list[dict]:
     """P, R, F1 on the clips with micro-expressions and false alarms a minute on the nuisance-only clips, for
-    every threshold in :data:`THRESHOLDS`."""
+    every threshold in :data:`THRESHOLDS`; F1 with its 95 % interval when the clips are drawn again
+    (:func:`training.metrics.spotting_f1_interval`: two variants whose intervals overlap much are not told
+    apart by these clips)."""
     rows = []
     for threshold in THRESHOLDS:
         row: dict = {"threshold": threshold}
@@ -394,6 +396,7 @@ def threshold_table(clips: list[ClipFeatures], probabilities: list[np.ndarray]) 
                 "precision": round(precision, 3),
                 "recall": round(recall, 3),
                 "f1": round(f1, 3),
+                "f1_ci95": [round(v, 3) for v in spotting_f1_interval(scores)] if true else None,
                 "false_per_minute": round((spots - hits) / minutes, 2) if minutes else None,
             }
         rows.append(row)

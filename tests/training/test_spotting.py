@@ -18,6 +18,7 @@ from training.spotting import (
     events_from_probabilities,
     label_candidates,
     score_events,
+    threshold_table,
     train_spotter,
 )
 
@@ -64,6 +65,19 @@ def test_events_are_runs_above_the_threshold_with_the_apex_at_the_most_probable_
     assert score_events(events, TRUTH) == (1, 1, 1)  # IoU 7/9 with the true micro; the blink is not a spot
     assert events_from_probabilities(_clip(p), p, threshold=0.95) == []
     assert score_events([(40, 50, 60, "micro")], TRUTH) == (0, 1, 1)
+
+
+def test_the_threshold_table_gives_each_f1_its_interval_over_the_clips():
+    found = np.tile([1.0, 0.0, 0.0], (80, 1))
+    found[13:16] = [[0.2, 0.7, 0.1], [0.05, 0.9, 0.05], [0.3, 0.6, 0.1]]  # the micro-expression, found
+    missed = np.tile([1.0, 0.0, 0.0], (80, 1))
+    clips = [_clip(found), _clip(missed), _clip(found)]
+    row = next(r for r in threshold_table(clips, [found, missed, found]) if r["threshold"] == 0.5)
+    realistic = row["realistic"]
+    assert (realistic["hits"], realistic["spots"], realistic["true"]) == (2, 2, 3)
+    low, high = realistic["f1_ci95"]
+    assert low < realistic["f1"] < high  # resampling clips: all found (1.0) … none found (0.0)
+    assert high == 1.0
 
 
 def test_the_threshold_is_the_best_f1_that_keeps_the_false_alarm_budget():
