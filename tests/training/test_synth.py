@@ -360,6 +360,24 @@ def test_subjects_stay_detectable_and_their_landmarks_are_true(tmp_path):
     assert {s.look.mirror for s in subjects} == {False, True}
 
 
+@pytest.mark.parametrize("face_px", [45, 70])
+def test_a_small_face_is_the_only_face_in_its_frame(face_px):
+    """Where the photo does not reach, the frame is a blurred backdrop: a mirrored border tiled a small face's
+    frame with copies of it, and the face stage followed a copy that never changed expression."""
+    landmarker = shared_landmarker()
+    for number, photo in enumerate(load_face_photos()):
+        aspect = float(np.ptp(photo.landmarks[:, 1]) / np.ptp(photo.landmarks[:, 0]))
+        # rendered larger and shrunk, as the realistic set renders a small face
+        subject = Subject(f"s{number}", photo, SubjectLook(number, face_size=face_px * aspect / 480.0))
+        face = subject.render((1920, 1440))
+        image, points = cv2.resize(face.image, (640, 480), interpolation=cv2.INTER_AREA), face.landmarks / 3.0
+        assert np.ptp(points[:, 0]) == pytest.approx(face_px, rel=0.05)
+        boxes = landmarker.detect(image, 80.0 / 40.0)  # as the face stage searches for small faces
+        centre = points.mean(axis=0)
+        offsets = [np.hypot((b.left + b.right) / 2 - centre[0], (b.top + b.bottom) / 2 - centre[1]) for b in boxes]
+        assert len(boxes) == 1 and offsets[0] < 0.5 * boxes[0].width, (boxes, centre)  # the face, and only it
+
+
 # --- bad input and the command line -----------------------------------------------------------------------------------
 
 

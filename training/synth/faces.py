@@ -305,9 +305,12 @@ class Subject:
             pre = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])  # pixel centres
             matrix = matrix @ np.linalg.inv(pre)
             image = small
-        placed = cv2.warpAffine(
-            image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        placed = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        covered = cv2.warpAffine(
+            np.ones(image.shape[:2], np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=0.0
         )
+        if float(covered.min()) < 0.999:
+            placed = _with_backdrop(placed, covered)
 
         if any(self.look.morph):
             frame = FaceAxes.from_landmarks(points)
@@ -321,6 +324,19 @@ class Subject:
         if self.look.grey:
             placed = cv2.cvtColor(placed, cv2.COLOR_BGR2GRAY)
         return Face(placed, points)
+
+
+def _with_backdrop(placed: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """The frame beyond the photo's edges (``covered`` < 1) as an out-of-focus backdrop: the photo's edge
+    colours drawn outwards, blurred, blended in over a soft seam. A mirrored border would tile a small face's
+    frame with copies of the face, and the face stage would follow a copy that never changes expression."""
+    height, width = placed.shape[:2]
+    small = cv2.resize(placed, (max(width // 8, 1), max(height // 8, 1)), interpolation=cv2.INTER_AREA)
+    backdrop = cv2.resize(cv2.GaussianBlur(small, (0, 0), 3.0), (width, height), interpolation=cv2.INTER_LINEAR)
+    seam = cv2.GaussianBlur(covered, (0, 0), max(0.01 * width, 1.0)) * covered
+    mask = seam[..., None] if placed.ndim == 3 else seam
+    blended = placed.astype(np.float32) * mask + backdrop.astype(np.float32) * (1.0 - mask)
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
 def control_points(
