@@ -127,6 +127,23 @@ class FaceLandmarker:
         ]
         return sorted(boxes, key=lambda b: b.area, reverse=True)
 
+    def detect_scored(self, image: np.ndarray, scale: float, min_score: float) -> list[tuple[FaceBox, float]]:
+        """Like :meth:`detect` at ``scale``, with each face's HOG score, down to ``min_score`` (dlib's own
+        threshold is 0; a small, blurred or compressed face often scores just under it)."""
+        gray = to_gray(image)
+        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        rects, scores, _ = self._detector.run(small, self.upsample, min_score)
+        found = [
+            (
+                FaceBox(
+                    round(r.left() / scale), round(r.top() / scale), round(r.right() / scale), round(r.bottom() / scale)
+                ),
+                float(score),
+            )
+            for r, score in zip(rects, scores, strict=True)
+        ]
+        return sorted(found, key=lambda item: item[0].area, reverse=True)
+
     def landmarks(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
         """The 68 landmarks (x, y) as a float32 array of shape (68, 2), in full-frame pixels."""
         gray = to_gray(image)

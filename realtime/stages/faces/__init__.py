@@ -65,7 +65,9 @@ class TrackingOptions:
     20 %, and a box that stays put gives steadier landmarks); ``box_tolerance`` how far (fraction of the
     width) the face must move before its box follows. ``min_face_px`` the smallest face width (px of the
     frame) to find, ``small_search_ms`` the time between upscaled whole-frame searches while nothing is
-    found, ``region_face_px`` the width a tracked face is scaled to when its own region is checked;
+    found, ``weak_score`` the HOG score (dlib's own threshold is 0) down to which a face of a small frame's
+    upscaled search counts once the previous frame's search found one there too (0: only dlib's),
+    ``region_face_px`` the width a tracked face is scaled to when its own region is checked;
     ``remember_ms`` how long a lost face's id waits for it to return, ``same_face`` the appearance
     correlation (0-1) that makes a new face a returning one, ``reacquire_ms`` the time between detections
     while a face is missing and a place is free. At 30 fps the three intervals are 15, 10 and 5 frames.
@@ -82,6 +84,7 @@ class TrackingOptions:
     box_tolerance: float = 0.03
     min_face_px: int = 40
     small_search_ms: float = 320.0
+    weak_score: float = -0.3
     region_face_px: int = 100
     remember_ms: float = 5000.0
     same_face: float = 0.7
@@ -93,6 +96,10 @@ class TrackingOptions:
         if not 10 <= self.min_face_px <= HOG_WINDOW_PX:
             wanted = f"must be 10-{HOG_WINDOW_PX} px wide"
             raise OptionError("min_face_px", f"(the smallest face) {wanted}, got {self.min_face_px}")
+        if not -3.0 <= self.weak_score <= 0.0:
+            raise OptionError(
+                "weak_score", f"(a HOG score under dlib's threshold 0) must be in [-3, 0], got {self.weak_score}"
+            )
         for name in ("redetect_ms", "small_search_ms", "reacquire_ms"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
@@ -216,6 +223,7 @@ class FaceTracker:
         self._next_id = 0
         self._last_detection_ms = -math.inf
         self._small_search_wait_ms = 0.0
+        self._upscaled_before: list[FaceBox] = []  # what the last upscaled search found, weak faces too
         self._previous_ms: float | None = None
         self._frame_ms = 0.0  # the time since the previous frame
         self._frames = 0
@@ -236,9 +244,10 @@ class FaceTracker:
         fine = HOG_WINDOW_PX / self.options.min_face_px
         boxes = self.landmarker.detect(gray, base)
         if boxes or self._tracks or base >= fine:
+            self._upscaled_before = []
             return boxes
         if width * fine <= 2 * max(self.options.detect_width, 1):
-            return self.landmarker.detect(gray, fine)
+            return self._upscaled(gray, fine)
         # the wait counts only time spent searching for a face that is not there: frames with a face in
         # between do not shorten it (a face that has just gone is looked for as usual first)
         self._small_search_wait_ms -= self._frame_ms
@@ -246,6 +255,26 @@ class FaceTracker:
             return boxes
         self._small_search_wait_ms = self.options.small_search_ms
         return self.landmarker.detect(gray, fine)
+
+    def _upscaled(self, gray: np.ndarray, scale: float) -> list[FaceBox]:
+        """The upscaled search of a small frame (a car phone's, a cheap webcam's), run on every frame while no
+        face is known: the faces HOG is sure of (score ≥ 0), and those it is less sure of (down to
+        ``weak_score``) that the previous frame's search found there too. A small face in a small, compressed
+        frame often scores just under dlib's threshold: on the training photos' 40–80 px faces in 320×240 and
+        176×144 clips this took the frames with a face from 95 to 99.5 %, with no more ids. A second sighting
+        a frame later keeps a chance texture from becoming a face at once. Larger frames search upscaled only
+        every ``small_search_ms``, too far apart for a second sighting to say much: there, as in the usual
+        search, only dlib's threshold counts (a 640×480 trial gave one held-out face a second id)."""
+        if self.options.weak_score >= 0.0:
+            return self.landmarker.detect(gray, scale)
+        found = self.landmarker.detect_scored(gray, scale, self.options.weak_score)
+        weak = [box for box, score in found if score < 0.0]
+        before, self._upscaled_before = self._upscaled_before, weak
+        return [
+            box
+            for box, score in found
+            if score >= 0.0 or any(iou(box, seen) >= self.options.min_iou for seen in before)
+        ]
 
     def _region_face(self, gray: np.ndarray, track: _Track) -> FaceBox | None:
         """The face in ``track``'s own region, searched upright and at ``region_face_px``: its box in frame
