@@ -187,19 +187,18 @@ def plan_training_clips(settings: SpotTrainingSettings, photos: Sequence[str]) -
 
 
 def _code_digest() -> str:
-    """A digest of the feature names and of the code that makes the candidates (the face stage, the spotters
-    and the generator that renders the clips): any change to them names new cache files, so stale rows are
-    never reused."""
+    """A digest of the feature names and of the code that makes the candidates (every module of the face stage,
+    the spotters, the detection and alignment they call, and the generator that renders the clips): any change
+    to them names new cache files, so stale rows are never reused."""
+    import realtime.core as core
     import realtime.stages.faces as faces
-    import realtime.stages.spotter as rules
-    import realtime.stages.spotter.learned as learned
+    import realtime.stages.spotter as spotter
     import training.synth as synth
 
     digest = hashlib.sha1("|".join(FEATURE_NAMES).encode())
-    for module in (faces, rules, learned):
-        digest.update(Path(module.__file__).read_bytes())
-    for path in sorted(Path(synth.__file__).parent.glob("*.py")):
-        digest.update(path.read_bytes())
+    for package in (core, faces, spotter, synth):
+        for path in sorted(Path(package.__file__).parent.glob("*.py")):
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:8]
 
 

@@ -146,17 +146,23 @@ def test_the_command_refuses_a_bad_argument_in_one_line(capsys):
     assert len(err) == 1 and "--workers" in err[0]
 
 
-def test_cached_candidates_are_not_reused_once_the_generator_changes(tmp_path, monkeypatch):
-    # the clips' pixels come from training/synth: a renderer fix must collect the candidates again
-    import training.synth as synth
+@pytest.mark.parametrize(
+    "package, module",
+    [("training.synth", "mesh.py"), ("realtime.stages.faces", "process.py"), ("realtime.core", "landmarks.py")],
+)
+def test_cached_candidates_are_not_reused_once_the_code_that_makes_them_changes(tmp_path, monkeypatch, package, module):
+    # the clips' pixels come from training/synth, the faces from the face stage and the detection it calls: a
+    # fix in any of their modules must collect the candidates again
+    import importlib
+
     from training.spotting import _code_digest
 
-    fake = tmp_path / "synth"
+    fake = tmp_path / package.replace(".", "_")
     fake.mkdir()
     (fake / "__init__.py").write_text("")
-    (fake / "mesh.py").write_text("STEP = 1\n")
-    monkeypatch.setattr(synth, "__file__", str(fake / "__init__.py"))
+    (fake / module).write_text("STEP = 1\n")
+    monkeypatch.setattr(importlib.import_module(package), "__file__", str(fake / "__init__.py"))
     before = _code_digest()
     assert _code_digest() == before
-    (fake / "mesh.py").write_text("STEP = 2\n")
+    (fake / module).write_text("STEP = 2\n")
     assert _code_digest() != before
