@@ -223,7 +223,7 @@ class FaceTracker:
         self._next_id = 0
         self._last_detection_ms = -math.inf
         self._small_search_wait_ms = 0.0
-        self._upscaled_before: list[FaceBox] = []  # what the last upscaled search found, weak faces too
+        self._upscaled_before: list[FaceBox] = []  # the faces HOG was unsure of at the last upscaled search
         self._previous_ms: float | None = None
         self._frame_ms = 0.0  # the time since the previous frame
         self._frames = 0
