@@ -85,6 +85,21 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     raise UserInputError(f"expected a grey, BGR or BGRA image, got shape {image.shape}")
 
 
+def _resized(gray: np.ndarray, scale: float) -> np.ndarray:
+    """The grey frame HOG searches: area-averaged down, linearly up, as it is at 1."""
+    if scale == 1.0:
+        return gray
+    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interpolation)
+
+
+def _frame_box(rect: dlib.rectangle, scale: float) -> FaceBox:
+    """A detection on the resized frame as a box in the full frame's pixels."""
+    return FaceBox(
+        round(rect.left() / scale), round(rect.top() / scale), round(rect.right() / scale), round(rect.bottom() / scale)
+    )
+
+
 class FaceLandmarker:
     """Finds faces with dlib's HOG detector and fits the 68 landmarks.
 
@@ -111,37 +126,14 @@ class FaceLandmarker:
         gray = to_gray(image)
         if scale is None:
             scale = min(1.0, self.detect_width / gray.shape[1]) if self.detect_width > 0 else 1.0
-        if scale == 1.0:
-            small = gray
-        else:
-            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-            small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interpolation)
-        boxes = [
-            FaceBox(
-                round(r.left() / scale),
-                round(r.top() / scale),
-                round(r.right() / scale),
-                round(r.bottom() / scale),
-            )
-            for r in self._detector(small, self.upsample)
-        ]
+        boxes = [_frame_box(r, scale) for r in self._detector(_resized(gray, scale), self.upsample)]
         return sorted(boxes, key=lambda b: b.area, reverse=True)
 
     def detect_scored(self, image: np.ndarray, scale: float, min_score: float) -> list[tuple[FaceBox, float]]:
         """Like :meth:`detect` at ``scale``, with each face's HOG score, down to ``min_score`` (dlib's own
         threshold is 0; a small, blurred or compressed face often scores just under it)."""
-        gray = to_gray(image)
-        small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        rects, scores, _ = self._detector.run(small, self.upsample, min_score)
-        found = [
-            (
-                FaceBox(
-                    round(r.left() / scale), round(r.top() / scale), round(r.right() / scale), round(r.bottom() / scale)
-                ),
-                float(score),
-            )
-            for r, score in zip(rects, scores, strict=True)
-        ]
+        rects, scores, _ = self._detector.run(_resized(to_gray(image), scale), self.upsample, min_score)
+        found = [(_frame_box(r, scale), float(score)) for r, score in zip(rects, scores, strict=True)]
         return sorted(found, key=lambda item: item[0].area, reverse=True)
 
     def landmarks(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
