@@ -60,7 +60,7 @@ from realtime.pipeline import Pipeline, PipelineOptions  # noqa: E402
 from realtime.stages.capture import Frame, open_source  # noqa: E402
 from realtime.stages.faces import FaceTracker  # noqa: E402
 from realtime.stages.spotter import SPOTTER_METHODS, SpotterOptions  # noqa: E402
-from training.metrics import interval_iou, spotting_f1_interval  # noqa: E402
+from training.metrics import interval_iou, spotting_f1, spotting_f1_interval  # noqa: E402
 from training.metrics import megc_match as metrics_megc_match  # noqa: E402
 from training.synth.faces import load_face_photos  # noqa: E402
 from training.synth.photos import HELD_OUT_PHOTOS  # noqa: E402
@@ -359,7 +359,7 @@ def summarise(rows: list[dict]) -> dict:
     minutes = sum(r["minutes"] for r in rows)
     precision = tp / spotted if spotted else 0.0
     recall = tp / true if true else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    f1 = spotting_f1(tp, spotted, true)
     apex = [m["apex_error_ms"] for r in rows for m in r["matches"] if m["found"]]
     decided = [m["decided_after_offset_ms"] for r in rows for m in r["matches"]]
     decided = [ms for ms in decided if ms is not None]

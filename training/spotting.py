@@ -39,7 +39,7 @@ from realtime.core.files import atomic_open
 from realtime.stages.spotter import SpotterOptions
 from realtime.stages.spotter.learned import FEATURE_NAMES, Candidate, LearnedFaceSpotter, RunDecision
 from realtime.stages.spotter.model import CLASSES, SpotModel
-from training.metrics import megc_match, spotting_f1_interval
+from training.metrics import megc_match, spotting_f1, spotting_f1_interval
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 APEX_SHARE = 0.25  # a candidate within this share of the event's duration of the apex is labelled with its kind
@@ -387,7 +387,7 @@ def threshold_table(clips: list[ClipFeatures], probabilities: list[np.ndarray]) 
             minutes = sum(c.n_frames / c.fps for c, _ in chosen) / 60.0
             precision = hits / spots if spots else 0.0
             recall = hits / true if true else 0.0
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            f1 = spotting_f1(hits, spots, true)
             row[clip_set] = {
                 "hits": hits,
                 "spots": spots,
