@@ -26,6 +26,10 @@ refreshes that face instead of starting a new one. A lost face is remembered for
 cheap appearance descriptor (its aligned grey face at 32 px, normalised: a fraction of a millisecond,
 computed when a face is new and refreshed at confirmed detections); a new face that looks like a remembered
 one (normalised correlation ≥ ``same_face``), or appears where one was lost a moment ago, gets its id back.
+While a face is remembered, a face that looks like none of them starts a new id only when HOG was sure of it
+and the frame holds its whole box: a face coming back in at the frame's edge, cut by it, does not look like
+itself (its id waits, unreported, until the box is inside: a few frames), and a face HOG is unsure of (the
+upscaled search of a small frame) may only take back the id of a face it looks like.
 Two faces that cross: while their boxes touch, descriptors are frozen; when they part, the ids are swapped
 back if the faces came out the other way round, and a track that ended up on the other face (the two boxes
 on one face) is the one given up, to be re-identified when its face shows again. At most ``max_faces`` are
@@ -47,6 +51,7 @@ from realtime.core.landmarks import FaceBox, FaceLandmarker, to_gray
 HOG_WINDOW_PX = 80  # dlib's frontal detector finds faces down to about its window's width
 DESCRIPTOR = AlignmentSettings(output_size=32, margin=0.0, forehead=0.0)
 DUPLICATE_IOU = 0.5  # two tracks this much on top of each other follow one face
+EDGE_SLACK = 0.05  # a box this much (fraction of its width) past the frame's edge still counts as inside
 INTERVAL_SLACK_MS = 1.0  # frame times are fractions (33.333… ms): an interval is due this much early
 
 
@@ -173,6 +178,8 @@ class _Track:
     anchor: np.ndarray | None = None  # the rigid landmarks' centre when ``box`` was placed
     looked: bool = False  # kept at the last check by its appearance alone (HOG saw no face there)
     descriptor: np.ndarray | None = None
+    unsure: bool = False  # found where HOG was unsure: may take a lost face's id back, never start a new one
+    cut: bool = False  # its descriptor was taken while the frame's edge cut its box (refreshed once inside)
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,13 @@ def _box_centre(box: FaceBox) -> tuple[float, float]:
 
 def _touch(a: FaceBox, b: FaceBox) -> bool:
     return min(a.right, b.right) > max(a.left, b.left) and min(a.bottom, b.bottom) > max(a.top, b.top)
+
+
+def _inside(box: FaceBox, width: int, height: int) -> bool:
+    """Whether the frame holds the box (up to ``EDGE_SLACK`` of its width): a face the edge cuts more than
+    that looks unlike itself."""
+    slack = EDGE_SLACK * box.width
+    return box.left >= -slack and box.top >= -slack and box.right <= width + slack and box.bottom <= height + slack
 
 
 def _shifted(box: FaceBox, dx: float, dy: float) -> FaceBox:
@@ -224,6 +238,7 @@ class FaceTracker:
         self._last_detection_ms = -math.inf
         self._small_search_wait_ms = 0.0
         self._upscaled_before: list[FaceBox] = []  # the faces HOG was unsure of at the last upscaled search
+        self._unsure: list[FaceBox] = []  # the faces of this search that count only at their second sighting
         self._previous_ms: float | None = None
         self._frame_ms = 0.0  # the time since the previous frame
         self._frames = 0
@@ -264,17 +279,21 @@ class FaceTracker:
         176×144 clips this took the frames with a face from 95 to 99.5 %, with no more ids. A second sighting
         a frame later keeps a chance texture from becoming a face at once. Larger frames search upscaled only
         every ``small_search_ms``, too far apart for a second sighting to say much: there, as in the usual
-        search, only dlib's threshold counts (a 640×480 trial gave one held-out face a second id)."""
+        search, only dlib's threshold counts (a 640×480 trial gave one held-out face a second id). The sure
+        faces come first, and an unsure box that touches one is dropped: a larger box around a face must not
+        take the face's place."""
         if self.options.weak_score >= 0.0:
             return self.landmarker.detect(gray, scale)
         found = self.landmarker.detect_scored(gray, scale, self.options.weak_score)
         weak = [box for box, score in found if score < 0.0]
         before, self._upscaled_before = self._upscaled_before, weak
-        return [
+        sure = [box for box, score in found if score >= 0.0]
+        self._unsure = [
             box
-            for box, score in found
-            if score >= 0.0 or any(iou(box, seen) >= self.options.min_iou for seen in before)
+            for box in weak
+            if any(iou(box, seen) >= self.options.min_iou for seen in before) and not any(_touch(box, s) for s in sure)
         ]
+        return sure + self._unsure  # an unsure box around or beside a sure face must not take its place
 
     def _region_face(self, gray: np.ndarray, track: _Track) -> FaceBox | None:
         """The face in ``track``'s own region, searched upright and at ``region_face_px``: its box in frame
@@ -309,7 +328,7 @@ class FaceTracker:
                 track.misses = 0
                 if _differs(track.box, found, self.options.keep_tolerance, self.options.rescale_tolerance):
                     track.box, track.anchor = found, None  # as with a whole-frame detection
-            elif not after_jump and self._looks_like_itself(gray, track):
+            elif not after_jump and track.face_id >= 0 and self._looks_like_itself(gray, track):
                 track.misses, track.looked = 0, True
             else:
                 track.misses = self.options.lost_after if after_jump else track.misses + 1
@@ -336,6 +355,7 @@ class FaceTracker:
         start new tracks."""
         self.detections += 1
         self._last_detection_ms = t_ms
+        self._unsure = []
         boxes = self._find(gray)
         pairs = sorted(
             ((iou(t.box, b), ti, bi) for ti, t in enumerate(self._tracks) for bi, b in enumerate(boxes)),
@@ -360,26 +380,37 @@ class FaceTracker:
                 continue
             if any(iou(box, t.box) >= self.options.min_iou for t in self._tracks):
                 continue
-            self._tracks.append(_Track(-1, box, np.zeros((0, 2), np.float32)))
+            self._tracks.append(_Track(-1, box, np.zeros((0, 2), np.float32), unsure=box in self._unsure))
 
     # -- ids -----------------------------------------------------------------------------------------------
-    def _identify(self, descriptor: np.ndarray | None, box: FaceBox, t_ms: float) -> int:
-        """A new face's id: a remembered face's that it looks like (or that was lost right there a moment
-        ago), else a fresh one."""
+    def _identify(self, track: _Track, view: np.ndarray | None, inside: bool, t_ms: float) -> int:
+        """A new track's id: a remembered face's that it looks like (or that was lost right there a moment
+        ago), else a fresh one; -1 for "not yet". A returning face keeps the descriptor it was remembered by
+        (this view may be cut by the frame's edge or turned). While a face is remembered, two kinds of track
+        may not start a new id, as they are often that face coming back looking unlike itself: one whose box
+        the frame's edge cuts (its id waits until the box is inside) and one HOG was ``unsure`` of (it
+        returns a remembered face only by looking like it). ``view`` is the track's descriptor on this frame."""
         active = {t.face_id for t in self._tracks}
         candidates = [lost for lost in self._lost if lost.face_id not in active]
-        best = max(candidates, key=lambda lost: similarity(lost.descriptor, descriptor), default=None)
-        if best is None or similarity(best.descriptor, descriptor) < self.options.same_face:
+        alike = [lost for lost in candidates if similarity(lost.descriptor, view) >= self.options.same_face]
+        best = max(alike, key=lambda lost: similarity(lost.descriptor, view), default=None)
+        if best is None and not track.unsure:
             nearby = [
                 lost
                 for lost in candidates
-                if t_ms - lost.lost_ms <= 1000.0 and iou(lost.box, box) >= self.options.min_iou
+                if t_ms - lost.lost_ms <= 1000.0 and iou(lost.box, track.box) >= self.options.min_iou
             ]
-            best = max(nearby, key=lambda lost: iou(lost.box, box), default=None)
+            best = max(nearby, key=lambda lost: iou(lost.box, track.box), default=None)
         if best is not None:
             self._lost.remove(best)
             self.returned += 1
+            track.descriptor, track.cut = (
+                (best.descriptor, False) if best.descriptor is not None else (view, not inside)
+            )
             return best.face_id
+        if self._lost and (track.unsure or not inside):
+            return -1
+        track.descriptor, track.cut = view, not inside
         self._next_id += 1
         return self._next_id - 1
 
@@ -388,7 +419,7 @@ class FaceTracker:
         that touched part the other way round."""
         for a in list(self._tracks):
             for b in list(self._tracks):
-                if a is b or a.face_id > b.face_id or a not in self._tracks or b not in self._tracks:
+                if a is b or a.face_id > b.face_id or a.face_id < 0 or a not in self._tracks or b not in self._tracks:
                     continue
                 pair = (a.face_id, b.face_id)
                 if iou(a.box, b.box) >= DUPLICATE_IOU:
@@ -420,11 +451,12 @@ class FaceTracker:
         if since_detection_ms < 0:  # the clock went back (a looped or restarted source): start afresh
             since_detection_ms = math.inf
         free = len(self._tracks) < self.options.max_faces
+        waiting = any(t.face_id < 0 for t in self._tracks)  # a track whose id waits is checked as often
         detected_now = False
         if (
             not self._tracks
             or since_detection_ms >= self.options.redetect_ms
-            or (free and self._lost and since_detection_ms >= self.options.reacquire_ms)
+            or ((free or waiting) and self._lost and since_detection_ms >= self.options.reacquire_ms)
         ):
             self._detect(gray, t_ms)
             detected_now = True
@@ -464,20 +496,24 @@ class FaceTracker:
             else:
                 track.anchor = _centre(points)
             track.landmarks = points
-            if track.face_id < 0:  # new: a face never seen, or one coming back?
-                track.descriptor = appearance(gray, points)
-                track.face_id = self._identify(track.descriptor, box, t_ms)
-            elif (
-                detected_now
-                and track.misses == 0
-                and not track.looked
-                and not any(track.face_id in p for p in self._contacts)
-            ):
+            inside = _inside(box, width, height)
+            confirmed = detected_now and track.misses == 0 and not track.looked  # HOG saw it on this frame
+            if track.face_id < 0 and confirmed:  # new: a face never seen, or one coming back?
+                track.face_id = self._identify(track, appearance(gray, points), inside, t_ms)
+                if track.face_id < 0 and track.unsure:  # not a remembered face: not taken
+                    self._tracks.remove(track)
+            elif track.face_id >= 0 and confirmed and not any(track.face_id in p for p in self._contacts):
                 now = appearance(gray, points)  # confirmed by HOG and alone: keep the descriptor current
-                if similarity(track.descriptor, now) >= self.options.same_face or track.descriptor is None:
-                    track.descriptor = now
+                if (
+                    similarity(track.descriptor, now) >= self.options.same_face
+                    or track.descriptor is None
+                    or (track.cut and inside)
+                ):
+                    track.descriptor, track.cut = now, not inside
         if len(self._tracks) > 1:
             self._untangle(gray, t_ms)
+        # a track whose id waits (its box cut by the frame's edge while a lost face is remembered) is followed
+        # but not reported
         return [
             TrackedFace(
                 t.face_id,
@@ -487,4 +523,5 @@ class FaceTracker:
                 eye_angle_deg(t.landmarks),
             )
             for t in self._tracks
+            if t.face_id >= 0
         ]
