@@ -136,26 +136,11 @@ def test_a_face_that_comes_back_in_at_the_frame_edge_gets_its_id_back(photo):
     assert all(i == 0 for i in back[-35:])
 
 
-class _Scripted(FaceLandmarker):
-    """dlib's landmarker whose usual search sees nothing and whose upscaled search gives the faces it finds
-    the HOG score the test sets in ``score``."""
-
-    def __init__(self) -> None:
-        super().__init__(detect_width=TrackingOptions().detect_width)
-        self.score = 0.5
-
-    def detect(self, image, scale=None):
-        return []
-
-    def detect_scored(self, image, scale, min_score):
-        return [(box, self.score) for box, _ in super().detect_scored(image, scale, -1.0)[:1]]
-
-
 @pytest.mark.parametrize("returning, expected", [("grace_hopper", {0}), ("takeo", set())])
 def test_a_face_hog_is_unsure_of_takes_a_remembered_id_only_by_looking_like_it(returning, expected):
     # a face seen for sure and lost; a second later a face HOG is unsure of shows up in the same place: the
     # same face (turned, in poor light) gets its id back, another one is not taken while the first is awaited
-    landmarker = _Scripted()
+    landmarker = _Scored(0.5)
     tracker = FaceTracker(landmarker=landmarker)
     first = [f for f, _ in walking_faces((Walker("grace_hopper", (88, 72), (88, 72), 50.0),), (176, 144), 30)]
     gone = [
