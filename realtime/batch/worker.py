@@ -139,6 +139,11 @@ def process_job(job: BatchJob, classifier, landmarker, provider: str, worker: st
             "key": job.key,
             "key_digest": job.key_digest,
         }
+        # a worker of a killed run can outlive its driver for a moment and start this video too: a finished
+        # folder holds no other run's half-written outputs
+        for stale in folder.glob(f"{PARTIAL_PREFIX}*"):
+            if stale != tmp:
+                shutil.rmtree(stale, ignore_errors=True)
         write_json(folder / SUMMARY_FILE, summary)  # last: the folder is finished
         fsync_folder(folder)
         return summary
