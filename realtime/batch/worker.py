@@ -67,6 +67,13 @@ def _failed(job: BatchJob, reason: str, started: float, remember: bool = True, *
     return row
 
 
+def _remove_partials(folder: Path, keep: Path | None = None) -> None:
+    """Remove the half-written output folders of earlier or other runs from ``folder`` (all but ``keep``)."""
+    for stale in folder.glob(f"{PARTIAL_PREFIX}*"):
+        if stale != keep:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def process_job(job: BatchJob, classifier, landmarker, provider: str, worker: str = "") -> dict:
     """Process ``job`` with an already loaded ``classifier`` and ``landmarker``. Returns
     the summary (``status`` ``done``) or the failure (``status`` ``failed`` and a ``reason``); never raises
@@ -84,8 +91,7 @@ def process_job(job: BatchJob, classifier, landmarker, provider: str, worker: st
     for name in (SUMMARY_FILE, FAILED_FILE):
         with contextlib.suppress(FileNotFoundError):
             (folder / name).unlink()
-    for stale in folder.glob(f"{PARTIAL_PREFIX}*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    _remove_partials(folder)
     if not source.exists():
         return _failed(job, f"no such file: {source}", started, remember=False)
     tmp = folder / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:12]}"
@@ -141,9 +147,7 @@ def process_job(job: BatchJob, classifier, landmarker, provider: str, worker: st
         }
         # a worker of a killed run can outlive its driver for a moment and start this video too: a finished
         # folder holds no other run's half-written outputs
-        for stale in folder.glob(f"{PARTIAL_PREFIX}*"):
-            if stale != tmp:
-                shutil.rmtree(stale, ignore_errors=True)
+        _remove_partials(folder, keep=tmp)
         write_json(folder / SUMMARY_FILE, summary)  # last: the folder is finished
         fsync_folder(folder)
         return summary
