@@ -417,9 +417,10 @@ class FaceTracker:
     def _untangle(self, gray: np.ndarray, t_ms: float) -> None:
         """Faces that cross: give up a track that sits on another's face, and swap ids back when two faces
         that touched part the other way round."""
-        for a in list(self._tracks):
-            for b in list(self._tracks):
-                if a is b or a.face_id > b.face_id or a.face_id < 0 or a not in self._tracks or b not in self._tracks:
+        identified = [t for t in self._tracks if t.face_id >= 0]  # a track whose id waits has no pair yet
+        for a in identified:
+            for b in identified:
+                if a is b or a.face_id > b.face_id or a not in self._tracks or b not in self._tracks:
                     continue
                 pair = (a.face_id, b.face_id)
                 if iou(a.box, b.box) >= DUPLICATE_IOU:
