@@ -178,7 +178,8 @@ class _Track:
     anchor: np.ndarray | None = None  # the rigid landmarks' centre when ``box`` was placed
     looked: bool = False  # kept at the last check by its appearance alone (HOG saw no face there)
     descriptor: np.ndarray | None = None
-    unsure: bool = False  # found where HOG was unsure: may take a lost face's id back, never start a new one
+    unsure: bool = False  # HOG has never been sure of it: may take a lost face's id back, never start a new one
+    # while a face is remembered, and gives its place to a face HOG is sure of
     cut: bool = False  # its descriptor was taken while the frame's edge cut its box (refreshed once inside)
 
 
@@ -325,7 +326,7 @@ class FaceTracker:
             found = self._region_face(gray, track) if len(track.landmarks) else None
             track.looked = False
             if found is not None:
-                track.misses = 0
+                track.misses, track.unsure = 0, False
                 if _differs(track.box, found, self.options.keep_tolerance, self.options.rescale_tolerance):
                     track.box, track.anchor = found, None  # as with a whole-frame detection
             elif not after_jump and track.face_id >= 0 and self._looks_like_itself(gray, track):
@@ -370,17 +371,24 @@ class FaceTracker:
             used_boxes.add(bi)
             track = self._tracks[ti]
             track.misses, track.looked = 0, False
+            track.unsure = track.unsure and boxes[bi] in self._unsure
             if _differs(track.box, boxes[bi], self.options.keep_tolerance, self.options.rescale_tolerance):
                 # the face moved or changed size more than tracking followed: take the detection's box
                 track.box, track.anchor = boxes[bi], None
         unmatched = [t for ti, t in enumerate(self._tracks) if ti not in used_tracks]
         self._confirm(gray, unmatched, t_ms, after_jump)
         for bi, box in enumerate(boxes):  # boxes come largest first
-            if bi in used_boxes or len(self._tracks) >= self.options.max_faces:
+            if bi in used_boxes or any(iou(box, t.box) >= self.options.min_iou for t in self._tracks):
                 continue
-            if any(iou(box, t.box) >= self.options.min_iou for t in self._tracks):
-                continue
-            self._tracks.append(_Track(-1, box, np.zeros((0, 2), np.float32), unsure=box in self._unsure))
+            unsure = box in self._unsure
+            if len(self._tracks) >= self.options.max_faces:
+                # no place left: a face HOG is sure of takes the place of one it has never been sure of (a
+                # still texture taken at its second sighting looks like itself for ever and would keep it out)
+                doubtful = [t for t in self._tracks if t.unsure]
+                if unsure or not doubtful:
+                    continue
+                self._lose(min(doubtful, key=lambda t: t.box.area), t_ms)
+            self._tracks.append(_Track(-1, box, np.zeros((0, 2), np.float32), unsure=unsure))
 
     # -- ids -----------------------------------------------------------------------------------------------
     def _identify(self, track: _Track, view: np.ndarray | None, inside: bool, t_ms: float) -> int:

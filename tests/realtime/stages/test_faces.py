@@ -193,6 +193,38 @@ def test_a_box_hog_is_unsure_of_never_takes_a_sure_face_s_place():
     assert len(faces) == 1 and faces[0].box == face
 
 
+class _ChanceTexture(FaceLandmarker):
+    """dlib's landmarker for a frame with a face the usual search sees only from its ``sure_from``-th call on,
+    and whose upscaled search keeps finding a chance texture in the background that HOG is unsure of (score
+    -0.2) and nothing else."""
+
+    def __init__(self, texture: FaceBox, sure_from: int) -> None:
+        super().__init__(detect_width=TrackingOptions().detect_width)
+        self.texture, self.sure_from, self.calls = texture, sure_from, 0
+
+    def detect(self, image, scale=None):
+        if scale is not None and scale > 1.0:
+            return []
+        self.calls += 1
+        return super().detect(image, 2.0) if self.calls >= self.sure_from else []  # (the face is 50 px wide)
+
+    def detect_scored(self, image, scale, min_score):
+        return [(self.texture, -0.2)]
+
+
+def test_a_box_hog_is_unsure_of_never_keeps_a_sure_face_out():
+    # a still background texture taken at its second sighting looks like itself on every later frame; once HOG
+    # is sure of the real face it must be followed, even when the texture holds the only place
+    walker = (Walker("grace_hopper", (120, 72), (121, 72), 50.0),)
+    frames = [frame for frame, _ in walking_faces(walker, (176, 144), 45, FPS)]
+    texture = FaceBox(10, 10, 50, 50)
+    tracker = FaceTracker(landmarker=_ChanceTexture(texture, sure_from=3))
+    faces = [tracker.process(frame, i * 1000.0 / FPS).faces for i, frame in enumerate(frames)]
+    assert any(f and f[0].box == texture for f in faces[:4])  # the texture was taken (the case this is about)
+    on_face = [bool(f) and f[0].box.left > 60 for f in faces[20:]]
+    assert all(on_face), on_face
+
+
 @pytest.mark.slow
 def test_two_faces_keep_their_ids_through_a_crossing_one_strongly_tilted():
     walkers = (
