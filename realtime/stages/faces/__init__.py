@@ -12,7 +12,9 @@ Small faces. HOG's window is 80 px, so the downscaled copy misses faces under ab
 frame. While no face is known and the usual search finds none, the frame is also searched upscaled so that
 a ``min_face_px`` face fills the window: every time on a small frame (up to 320 px wide with the defaults,
 e.g. a 176×144 car-phone clip, where it is cheap), every ``small_search_ms`` on a larger one
-(tens of milliseconds at 640×480, paid only while no face is known). A tracked face that the whole-frame
+(tens of milliseconds at 640×480, paid only while no face is known; there each box it finds, down to a
+HOG score a little under dlib's threshold, must be confirmed by dlib's CNN face detector in its own region,
+about 50 ms, as an upscaled search can take an eye and its brow for a small face). A tracked face that the whole-frame
 search does not see (small, or tilted past what the frontal detector takes) is checked in its own region
 instead: the region around its box, rotated upright by its eye line and scaled so that the face is
 ``region_face_px`` wide, a search of about 1 ms. When HOG does not see it there either, the face is kept if
@@ -53,6 +55,8 @@ DESCRIPTOR = AlignmentSettings(output_size=32, margin=0.0, forehead=0.0)
 DUPLICATE_IOU = 0.5  # two tracks this much on top of each other follow one face
 EDGE_SLACK = 0.05  # a box this much (fraction of its width) past the frame's edge still counts as inside
 INTERVAL_SLACK_MS = 1.0  # frame times are fractions (33.333… ms): an interval is due this much early
+CNN_CHECKS = 2  # boxes of one upscaled search of a large frame put to the CNN detector (about 50 ms each)
+REJECTED_MS = 2000.0  # a box the CNN detector rejected is not put to it again for this long
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,9 @@ class TrackingOptions:
     width) the face must move before its box follows. ``min_face_px`` the smallest face width (px of the
     frame) to find, ``small_search_ms`` the time between upscaled whole-frame searches while nothing is
     found, ``weak_score`` the HOG score (dlib's own threshold is 0) down to which a face of a small frame's
-    upscaled search counts once the previous frame's search found one there too (0: only dlib's),
+    upscaled search counts once the previous frame's search found one there too (0: only dlib's), and
+    down to which a box of a larger frame's upscaled search is put to dlib's CNN face detector, which must
+    confirm it (``cnn_check``; off: only the boxes HOG is sure of count there, unchecked);
     ``region_face_px`` the width a tracked face is scaled to when its own region is checked;
     ``remember_ms`` how long a lost face's id waits for it to return, ``same_face`` the appearance
     correlation (0-1) that makes a new face a returning one, ``reacquire_ms`` the time between detections
@@ -91,6 +97,7 @@ class TrackingOptions:
     small_search_ms: float = 320.0
     weak_score: float = -0.3
     region_face_px: int = 100
+    cnn_check: bool = True
     remember_ms: float = 5000.0
     same_face: float = 0.7
     reacquire_ms: float = 150.0
@@ -240,6 +247,7 @@ class FaceTracker:
         self._small_search_wait_ms = 0.0
         self._upscaled_before: list[FaceBox] = []  # the faces HOG was unsure of at the last upscaled search
         self._unsure: list[FaceBox] = []  # the faces of this search that count only at their second sighting
+        self._rejected: list[tuple[FaceBox, float]] = []  # boxes the CNN did not confirm, and when
         self._previous_ms: float | None = None
         self._frame_ms = 0.0  # the time since the previous frame
         self._frames = 0
@@ -270,7 +278,39 @@ class FaceTracker:
         if self._small_search_wait_ms > INTERVAL_SLACK_MS:
             return boxes
         self._small_search_wait_ms = self.options.small_search_ms
-        return self.landmarker.detect(gray, fine)
+        return self._second_opinion(gray, fine)
+
+    def _second_opinion(self, gray: np.ndarray, scale: float) -> list[FaceBox]:
+        """The upscaled search of a large frame (every ``small_search_ms`` while no face is known): HOG's boxes
+        down to ``weak_score``, each kept only once dlib's CNN detector sees a face there too (``cnn_check``;
+        a box HOG was unsure of is moved onto the CNN's face when it sits off it).
+        A small face in a compressed frame often scores just under HOG's threshold; and on a large face that
+        HOG misses (a grey photograph), the upscaled search can take an eye and its brow for a small face,
+        sure of it or not, which then holds an id of its own. The check costs about 50 ms, so at most
+        ``CNN_CHECKS`` boxes are checked a search, and a box it rejected is not checked again for
+        ``REJECTED_MS``. With ``cnn_check`` off, only the boxes HOG is sure of count, unchecked."""
+        if not self.options.cnn_check:
+            return self.landmarker.detect(gray, scale)
+        now_ms = self._previous_ms or 0.0
+        self._rejected = [(box, t_ms) for box, t_ms in self._rejected if now_ms - t_ms < REJECTED_MS]
+        kept: list[FaceBox] = []
+        checks = 0
+        for box, score in self.landmarker.detect_scored(gray, scale, self.options.weak_score):  # largest first
+            if len(kept) >= self.options.max_faces or checks >= CNN_CHECKS:
+                break
+            if any(_touch(box, k) for k in kept) or any(iou(box, r) >= DUPLICATE_IOU for r, _ in self._rejected):
+                continue
+            checks += 1
+            face = self.landmarker.cnn_face(gray, box)
+            if face is None:
+                self._rejected.append((box, now_ms))
+                continue
+            if score >= 0.0:
+                kept.append(box)  # HOG's own box where it was sure: the landmark model fits best in it
+            else:  # an unsure box can sit off the face; it follows the unsure rules for ids (see _identify)
+                kept.append(face)
+                self._unsure.append(face)
+        return kept
 
     def _upscaled(self, gray: np.ndarray, scale: float) -> list[FaceBox]:
         """The upscaled search of a small frame (a car phone's, a cheap webcam's), run on every frame while no
@@ -279,8 +319,8 @@ class FaceTracker:
         frame often scores just under dlib's threshold: on the training photos' 40–80 px faces in 320×240 and
         176×144 clips this took the frames with a face from 95 to 99.5 %, with no more ids. A second sighting
         a frame later keeps a chance texture from becoming a face at once. Larger frames search upscaled only
-        every ``small_search_ms``, too far apart for a second sighting to say much: there, as in the usual
-        search, only dlib's threshold counts (a 640×480 trial gave one held-out face a second id). The sure
+        every ``small_search_ms``, too far apart for a second sighting to say much: there dlib's CNN detector
+        confirms each box instead (:meth:`_second_opinion`). The sure
         faces come first, and an unsure box that touches one is dropped: a larger box around a face must not
         take the face's place."""
         if self.options.weak_score >= 0.0:

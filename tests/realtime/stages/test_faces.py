@@ -99,6 +99,53 @@ def test_a_face_hog_is_unsure_of_counts_once_a_second_search_finds_it_too(score,
     assert found.index(True) == first_found if first_found is not None else not any(found), found
 
 
+@pytest.mark.parametrize(
+    "score, cnn_check, found",
+    [(0.4, True, True), (-0.2, True, True), (-0.2, False, False), (-0.5, True, False)],
+    ids=["sure", "unsure, confirmed by the CNN", "unsure, no CNN check", "too weak"],
+)
+def test_on_a_large_frame_a_small_face_counts_once_the_cnn_confirms_it(score, cnn_check, found):
+    # a 640×480 frame searches upscaled only now and then: a box HOG finds there, even one it is unsure of,
+    # counts at once if dlib's CNN detector sees the face too
+    walker = (Walker("grace_hopper", (300, 200), (302, 201), 45.0),)
+    tracker = FaceTracker(TrackingOptions(cnn_check=cnn_check), landmarker=_Scored(score))
+    faces = [
+        tracker.process(frame, i * 1000.0 / FPS).faces
+        for i, (frame, _) in enumerate(walking_faces(walker, (640, 480), 15, FPS))
+    ]
+    assert all(bool(f) == found for f in faces), [bool(f) for f in faces]
+
+
+class _EyeForAFace(FaceLandmarker):
+    """dlib's landmarker on a frame with a large face that HOG misses (a grey photograph): its usual search
+    and its region checks see nothing, and its upscaled search takes the face's right eye and brow for a small
+    face with this ``score``."""
+
+    def __init__(self, score: float) -> None:
+        super().__init__(detect_width=TrackingOptions().detect_width)
+        self.score = score
+
+    def detect(self, image, scale=None):
+        return [box for box, _ in self.detect_scored(image, scale, 0.0)] if scale and scale > 1.0 else []
+
+    def detect_scored(self, image, scale, min_score):
+        face = super().detect(image, 1.0)[0]
+        side = face.width // 4
+        left, top = face.right - face.width // 8 - side, face.top + face.height // 5
+        return [(FaceBox(left, top, left + side, top + side), self.score)] if self.score >= min_score else []
+
+
+@pytest.mark.parametrize("score", [0.01, -0.2])
+def test_an_eye_the_upscaled_search_takes_for_a_small_face_is_not_a_face(score):
+    walker = (Walker("grace_hopper", (320, 240), (322, 240), 220.0),)
+    tracker = FaceTracker(landmarker=_EyeForAFace(score))
+    faces = [
+        tracker.process(frame, i * 1000.0 / FPS).faces
+        for i, (frame, _) in enumerate(walking_faces(walker, (640, 480), 25, FPS))
+    ]
+    assert not any(faces)
+
+
 @pytest.mark.slow
 def test_a_face_keeps_its_id_through_a_two_second_loss():
     walker = Walker("grace_hopper", (140, 180), (340, 180), 110.0, hidden_ms=(1500.0, 3500.0))
