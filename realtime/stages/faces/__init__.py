@@ -14,8 +14,8 @@ a ``min_face_px`` face fills the window: every time on a small frame (up to 320 
 e.g. a 176×144 car-phone clip, where it is cheap), every ``small_search_ms`` on a larger one
 (tens of milliseconds at 640×480, paid only while no face is known; there each box it finds, down to a
 HOG score a little under dlib's threshold, must be confirmed by dlib's CNN face detector in its own region,
-about 50 ms, as an upscaled search can take an eye and its brow for a small face). A tracked face that the whole-frame
-search does not see (small, or tilted past what the frontal detector takes) is checked in its own region
+about 50 ms, as an upscaled search can take an eye and its brow for a small face). A tracked face that the
+whole-frame search does not see (small, or tilted past what the frontal detector takes) is checked in its own region
 instead: the region around its box, rotated upright by its eye line and scaled so that the face is
 ``region_face_px`` wide, a search of about 1 ms. When HOG does not see it there either, the face is kept if
 it still looks like itself (its appearance descriptor, below, against the one of its last confirmed
@@ -292,7 +292,7 @@ class FaceTracker:
         if not self.options.cnn_check:
             return self.landmarker.detect(gray, scale)
         now_ms = self._previous_ms or 0.0
-        self._rejected = [(box, t_ms) for box, t_ms in self._rejected if now_ms - t_ms < REJECTED_MS]
+        self._rejected = [(box, t_ms) for box, t_ms in self._rejected if 0.0 <= now_ms - t_ms < REJECTED_MS]
         kept: list[FaceBox] = []
         checks = 0
         for box, score in self.landmarker.detect_scored(gray, scale, self.options.weak_score):  # largest first
