@@ -57,6 +57,8 @@ EDGE_SLACK = 0.05  # a box this much (fraction of its width) past the frame's ed
 INTERVAL_SLACK_MS = 1.0  # frame times are fractions (33.333… ms): an interval is due this much early
 CNN_CHECKS = 2  # boxes of one upscaled search of a large frame put to the CNN detector (about 50 ms each)
 REJECTED_MS = 2000.0  # a box the CNN detector rejected is not put to it again for this long
+RECOGNISED_FACES = 2  # remembered faces a new face is compared with by the face-recognition model (60 ms each)
+RECOGNISE_MS = 1000.0  # the face-recognition model is asked at most once in this long
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,9 @@ class TrackingOptions:
     confirm it (``cnn_check``; off: only the boxes HOG is sure of count there, unchecked);
     ``region_face_px`` the width a tracked face is scaled to when its own region is checked;
     ``remember_ms`` how long a lost face's id waits for it to return, ``same_face`` the appearance
-    correlation (0-1) that makes a new face a returning one, ``reacquire_ms`` the time between detections
+    correlation (0-1) that makes a new face a returning one, ``same_person`` the distance between dlib's
+    face-recognition descriptors (0-2; about 0.6 separates people) under which a new face that does not look
+    like a remembered one is still that person (0: not asked), ``reacquire_ms`` the time between detections
     while a face is missing and a place is free. At 30 fps the three intervals are 15, 10 and 5 frames.
     """
 
@@ -100,6 +104,7 @@ class TrackingOptions:
     cnn_check: bool = True
     remember_ms: float = 5000.0
     same_face: float = 0.7
+    same_person: float = 0.5
     reacquire_ms: float = 150.0
 
     def __post_init__(self) -> None:
@@ -120,6 +125,8 @@ class TrackingOptions:
             raise OptionError("remember_ms", f"must be ≥ 0, got {self.remember_ms}")
         if not 0.0 < self.same_face <= 1.0:
             raise OptionError("same_face", f"must be in (0, 1], got {self.same_face}")
+        if not 0.0 <= self.same_person <= 2.0:
+            raise OptionError("same_person", f"(a face-recognition distance) must be in [0, 2], got {self.same_person}")
 
 
 @dataclass(frozen=True)
@@ -188,14 +195,17 @@ class _Track:
     unsure: bool = False  # HOG has never been sure of it: may take a lost face's id back, never start a new one
     # while a face is remembered, and gives its place to a face HOG is sure of
     cut: bool = False  # its descriptor was taken while the frame's edge cut its box (refreshed once inside)
+    view: tuple[np.ndarray, np.ndarray] | None = None  # grey frame and landmarks of its descriptor's view
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Lost:
     face_id: int
     box: FaceBox
     descriptor: np.ndarray | None
     lost_ms: float
+    view: tuple[np.ndarray, np.ndarray] | None = None  # where its identity can be read, if it is ever asked
+    identity: np.ndarray | None = None  # dlib's face-recognition descriptor of ``view``, once computed
 
 
 def _centre(points: np.ndarray) -> np.ndarray:
@@ -248,6 +258,7 @@ class FaceTracker:
         self._upscaled_before: list[FaceBox] = []  # the faces HOG was unsure of at the last upscaled search
         self._unsure: list[FaceBox] = []  # the faces of this search that count only at their second sighting
         self._rejected: list[tuple[FaceBox, float]] = []  # boxes the CNN did not confirm, and when
+        self._recognised_ms = -math.inf  # when the face-recognition model was last asked
         self._previous_ms: float | None = None
         self._frame_ms = 0.0  # the time since the previous frame
         self._frames = 0
@@ -388,7 +399,7 @@ class FaceTracker:
     def _lose(self, track: _Track, t_ms: float) -> None:
         self._tracks.remove(track)
         if track.face_id >= 0:
-            self._lost.append(_Lost(track.face_id, track.box, track.descriptor, t_ms))
+            self._lost.append(_Lost(track.face_id, track.box, track.descriptor, t_ms, track.view))
             self._contacts = {pair for pair in self._contacts if track.face_id not in pair}
 
     def _detect(self, gray: np.ndarray, t_ms: float, after_jump: bool = False) -> None:
@@ -431,17 +442,20 @@ class FaceTracker:
             self._tracks.append(_Track(-1, box, np.zeros((0, 2), np.float32), unsure=unsure))
 
     # -- ids -----------------------------------------------------------------------------------------------
-    def _identify(self, track: _Track, view: np.ndarray | None, inside: bool, t_ms: float) -> int:
-        """A new track's id: a remembered face's that it looks like (or that was lost right there a moment
-        ago), else a fresh one; -1 for "not yet". A returning face keeps the descriptor it was remembered by
-        (this view may be cut by the frame's edge or turned). While a face is remembered, two kinds of track
-        may not start a new id, as they are often that face coming back looking unlike itself: one whose box
-        the frame's edge cuts (its id waits until the box is inside) and one HOG was ``unsure`` of (it
-        returns a remembered face only by looking like it). ``view`` is the track's descriptor on this frame."""
+    def _identify(self, track: _Track, gray: np.ndarray, view: np.ndarray | None, inside: bool, t_ms: float) -> int:
+        """A new track's id: a remembered face's that it looks like, or that it is (:meth:`_recognised`), or
+        that was lost right there a moment ago; else a fresh one; -1 for "not yet". A returning face keeps the
+        descriptor it was remembered by (this view may be cut by the frame's edge or turned). While a face is
+        remembered, two kinds of track may not start a new id, as they are often that face coming back looking
+        unlike itself: one whose box the frame's edge cuts (its id waits until the box is inside) and one HOG
+        was ``unsure`` of (it returns a remembered face only by looking like it or being it). ``view`` is the
+        track's descriptor on this frame."""
         active = {t.face_id for t in self._tracks}
         candidates = [lost for lost in self._lost if lost.face_id not in active]
         alike = [lost for lost in candidates if similarity(lost.descriptor, view) >= self.options.same_face]
         best = max(alike, key=lambda lost: similarity(lost.descriptor, view), default=None)
+        if best is None and inside and candidates:
+            best = self._recognised(track, gray, candidates, t_ms)
         if best is None and not track.unsure:
             nearby = [
                 lost
@@ -455,12 +469,35 @@ class FaceTracker:
             track.descriptor, track.cut = (
                 (best.descriptor, False) if best.descriptor is not None else (view, not inside)
             )
+            track.view = best.view if best.view is not None else ((gray, track.landmarks) if inside else None)
             return best.face_id
         if self._lost and (track.unsure or not inside):
             return -1
         track.descriptor, track.cut = view, not inside
+        track.view = (gray, track.landmarks) if inside else None
         self._next_id += 1
         return self._next_id - 1
+
+    def _recognised(self, track: _Track, gray: np.ndarray, candidates: list[_Lost], t_ms: float) -> _Lost | None:
+        """The remembered face that ``track``'s face is, by dlib's face-recognition model (descriptor distance
+        at most ``same_person``), for a face that looks like none of them by its grey template: the same person
+        out of focus, lit or sized otherwise. It costs about 60 ms a face, so it is asked only here, for at most
+        ``RECOGNISED_FACES`` remembered faces (the latest lost), and at most once every ``RECOGNISE_MS``."""
+        if self.options.same_person <= 0.0 or 0.0 <= t_ms - self._recognised_ms < RECOGNISE_MS:
+            return None
+        known = sorted((lost for lost in candidates if lost.view is not None), key=lambda lost: -lost.lost_ms)
+        if not known:
+            return None
+        self._recognised_ms = t_ms
+        mine = self.landmarker.identity(gray, track.landmarks)
+        best, nearest = None, self.options.same_person
+        for lost in known[:RECOGNISED_FACES]:
+            if lost.identity is None:
+                lost.identity = self.landmarker.identity(*lost.view)
+            distance = float(np.linalg.norm(mine - lost.identity))
+            if distance <= nearest:
+                best, nearest = lost, distance
+        return best
 
     def _untangle(self, gray: np.ndarray, t_ms: float) -> None:
         """Faces that cross: give up a track that sits on another's face, and swap ids back when two faces
@@ -485,6 +522,7 @@ class FaceTracker:
                     if swapped > kept + 0.1:
                         a.face_id, b.face_id = b.face_id, a.face_id
                         a.descriptor, b.descriptor = b.descriptor, a.descriptor
+                        a.view, b.view = b.view, a.view
 
     # -- the frame -----------------------------------------------------------------------------------------
     def process(self, frame: np.ndarray, t_ms: float | None = None) -> FaceFrame:
@@ -548,7 +586,7 @@ class FaceTracker:
             inside = _inside(box, width, height)
             confirmed = detected_now and track.misses == 0 and not track.looked  # HOG saw it on this frame
             if track.face_id < 0 and confirmed:  # new: a face never seen, or one coming back?
-                track.face_id = self._identify(track, appearance(gray, points), inside, t_ms)
+                track.face_id = self._identify(track, gray, appearance(gray, points), inside, t_ms)
                 if track.face_id < 0 and track.unsure:  # not a remembered face: not taken
                     self._tracks.remove(track)
             elif track.face_id >= 0 and confirmed and not any(track.face_id in p for p in self._contacts):
@@ -559,6 +597,7 @@ class FaceTracker:
                     or (track.cut and inside)
                 ):
                     track.descriptor, track.cut = now, not inside
+                    track.view = (gray, points) if inside else track.view
         if len(self._tracks) > 1:
             self._untangle(gray, t_ms)
         # a track whose id waits (its box cut by the frame's edge while a lost face is remembered) is followed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -45,3 +46,20 @@ def test_the_cnn_rejects_an_eye_of_a_large_face_and_a_blank_wall(landmarker, pho
         eye = FaceBox(left, face.top + face.height // 5, left + side, face.top + face.height // 5 + side)
         assert landmarker.cnn_face(frame, eye) is None
     assert landmarker.cnn_face(frame * 0 + 128, FaceBox(10, 10, 60, 60)) is None
+
+
+def _identity(landmarker: FaceLandmarker, photo: str, width_px: float, blur_sigma: float = 0.0) -> np.ndarray:
+    frame = _frame(photo, width_px)
+    if blur_sigma:
+        frame = cv2.GaussianBlur(frame, (0, 0), blur_sigma)
+    box = landmarker.detect(frame, 2.0)[0]
+    return landmarker.identity(frame, landmarker.landmarks(frame, box))
+
+
+def test_the_identity_descriptor_tells_people_apart_through_blur_and_size(landmarker):
+    sharp = {photo: _identity(landmarker, photo, 120.0) for photo in ("grace_hopper", "takeo", "tongue")}
+    for photo, seen in sharp.items():
+        for other in (_identity(landmarker, photo, 120.0, blur_sigma=2.5), _identity(landmarker, photo, 70.0)):
+            assert np.linalg.norm(seen - other) < 0.5  # the same person (TrackingOptions.same_person)
+    for a, b in (("grace_hopper", "takeo"), ("grace_hopper", "tongue"), ("takeo", "tongue")):
+        assert np.linalg.norm(sharp[a] - sharp[b]) > 0.55

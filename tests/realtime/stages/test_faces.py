@@ -183,6 +183,28 @@ def test_a_face_that_comes_back_in_at_the_frame_edge_gets_its_id_back(photo):
     assert all(i == 0 for i in back[-35:])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "returning, same_person, expected",
+    [("grace_hopper", 0.5, {0}), ("grace_hopper", 0.0, {1}), ("takeo", 0.5, {1})],
+    ids=["the same person: recognised", "the same person, not asked: a new id", "another person: a new id"],
+)
+def test_a_face_that_returns_out_of_focus_is_recognised(returning, same_person, expected):
+    # seen sharp for a second, gone for 1.5 s, back out of focus (a webcam refocusing): its grey template no
+    # longer matches the remembered one (correlation about 0.6 for grace_hopper), who it is still does
+    sharp = _frames("grace_hopper", (240, 180), (240, 180), 30)
+    gone = _frames("grace_hopper", (240, 180), (240, 180), 45, hidden=True)
+    back = [cv2.GaussianBlur(f, (0, 0), 2.5) for f in _frames(returning, (250, 185), (250, 185), 30)]
+    tracker = FaceTracker(TrackingOptions(same_person=same_person))
+    ids = [
+        {f.face_id for f in tracker.process(frame, i * 1000.0 / FPS).faces}
+        for i, frame in enumerate(sharp + gone + back)
+    ]
+    assert set().union(*ids[:30]) == {0}
+    assert set().union(*ids[75:]) == expected
+    assert sum(bool(i) for i in ids[75:]) >= 25
+
+
 @pytest.mark.parametrize("returning, expected", [("grace_hopper", {0}), ("takeo", set())])
 def test_a_face_hog_is_unsure_of_takes_a_remembered_id_only_by_looking_like_it(returning, expected):
     # a face seen for sure and lost; a second later a face HOG is unsure of shows up in the same place: the
@@ -295,6 +317,7 @@ def test_two_faces_keep_their_ids_through_a_crossing_one_strongly_tilted():
         ({"small_search_ms": -1.0}, "search intervals"),
         ({"same_face": 1.5}, "same_face"),
         ({"weak_score": 0.5}, "weak_score"),
+        ({"same_person": 3.0}, "face-recognition distance"),
     ],
 )
 def test_bad_tracking_options_raise_their_own_message(options, needle):
