@@ -27,7 +27,9 @@ Stable ids. A face keeps its id for as long as it is tracked; a detection that o
 refreshes that face instead of starting a new one. A lost face is remembered for ``remember_ms`` with a
 cheap appearance descriptor (its aligned grey face at 32 px, normalised: a fraction of a millisecond,
 computed when a face is new and refreshed at confirmed detections); a new face that looks like a remembered
-one (normalised correlation ≥ ``same_face``), or appears where one was lost a moment ago, gets its id back.
+one (normalised correlation ≥ ``same_face``), or is that person by dlib's face-recognition ResNet (asked only
+when it looks like none of them: the same face out of focus, lit or sized otherwise; about 60 ms a face), or
+appears where one was lost a moment ago, gets its id back.
 While a face is remembered, a face that looks like none of them starts a new id only when HOG was sure of it
 and the frame holds its whole box: a face coming back in at the frame's edge, cut by it, does not look like
 itself (its id waits, unreported, until the box is inside: a few frames), and a face HOG is unsure of (the
