@@ -197,7 +197,7 @@ class _Track:
     unsure: bool = False  # HOG has never been sure of it: may take a lost face's id back, never start a new one
     # while a face is remembered, and gives its place to a face HOG is sure of
     cut: bool = False  # its descriptor was taken while the frame's edge cut its box (refreshed once inside)
-    view: tuple[np.ndarray, np.ndarray] | None = None  # grey frame and landmarks of its descriptor's view
+    view: tuple[np.ndarray, np.ndarray] | None = None  # the face's surroundings and landmarks there (_view)
 
 
 @dataclass
@@ -208,6 +208,18 @@ class _Lost:
     lost_ms: float
     view: tuple[np.ndarray, np.ndarray] | None = None  # where its identity can be read, if it is ever asked
     identity: np.ndarray | None = None  # dlib's face-recognition descriptor of ``view``, once computed
+
+
+def _view(gray: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of the grey face and its surroundings (60 % of its size on each side), and its landmarks in that
+    copy: what the face-recognition model may later be asked about (a copy, as a caller may reuse its frame
+    buffer; up to a few hundred kilobytes, taken when the face's descriptor is)."""
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    margin = 0.6 * max(x1 - x0, y1 - y0)
+    left, top = max(int(x0 - margin), 0), max(int(y0 - margin), 0)
+    right, bottom = min(int(x1 + margin) + 1, gray.shape[1]), min(int(y1 + margin) + 1, gray.shape[0])
+    return gray[top:bottom, left:right].copy(), points - np.float32([left, top])
 
 
 def _centre(points: np.ndarray) -> np.ndarray:
@@ -471,12 +483,12 @@ class FaceTracker:
             track.descriptor, track.cut = (
                 (best.descriptor, False) if best.descriptor is not None else (view, not inside)
             )
-            track.view = best.view if best.view is not None else ((gray, track.landmarks) if inside else None)
+            track.view = best.view if best.view is not None else (_view(gray, track.landmarks) if inside else None)
             return best.face_id
         if self._lost and (track.unsure or not inside):
             return -1
         track.descriptor, track.cut = view, not inside
-        track.view = (gray, track.landmarks) if inside else None
+        track.view = _view(gray, track.landmarks) if inside else None
         self._next_id += 1
         return self._next_id - 1
 
@@ -599,7 +611,7 @@ class FaceTracker:
                     or (track.cut and inside)
                 ):
                     track.descriptor, track.cut = now, not inside
-                    track.view = (gray, points) if inside else track.view
+                    track.view = _view(gray, points) if inside else track.view
         if len(self._tracks) > 1:
             self._untangle(gray, t_ms)
         # a track whose id waits (its box cut by the frame's edge while a lost face is remembered) is followed
