@@ -149,6 +149,9 @@ def spot_pipeline(frames: Iterator[Frame], method: str = "rules") -> tuple[list[
         "with_face": with_face,
         "face_ids": len(ids),
         "ms_per_frame": 1000.0 * spent / max(n, 1),
+        # the face stage's rare, slow second opinions (about 50 and 60 ms each): how often a clip needs them
+        "cnn_checks": pipeline.tracker.cnn_checks,
+        "identities": pipeline.tracker.identities,
     }
 
 
@@ -481,6 +484,13 @@ def report(rows: list[dict], methods: list[str]) -> dict:
             if cost:
                 summary["pipeline_ms_per_frame"] = round(float(np.mean(cost)), 2)
                 print(f"  pipeline (face stage + spotter) {summary['pipeline_ms_per_frame']:.1f} ms per frame (wall)")
+            asked = {key: sum(r.get(key, 0) for r in mine) for key in ("cnn_checks", "identities")}
+            frames = sum(r["frames"] for r in mine)
+            summary.update(asked)
+            print(
+                f"  face stage: dlib's CNN detector asked {asked['cnn_checks']} times, its face-recognition model "
+                f"{asked['identities']} times, in {frames} frames"
+            )
         out[method] = summary
     return out
 

@@ -279,6 +279,8 @@ class FaceTracker:
         self.detections = 0  # how many times HOG ran on the whole frame (benchmarks report it)
         self.region_checks = 0  # how many times a tracked face was checked in its own region
         self.returned = 0  # how many times a lost face got its id back
+        self.cnn_checks = 0  # how many boxes dlib's CNN detector was asked about (about 50 ms each)
+        self.identities = 0  # how many face-recognition descriptors were computed (about 60 ms each)
 
     def _fit(self, gray: np.ndarray, box: FaceBox) -> np.ndarray:
         return self.landmarker.landmarks(gray, box)
@@ -326,6 +328,7 @@ class FaceTracker:
             if any(_touch(box, k) for k in kept) or any(iou(box, r) >= DUPLICATE_IOU for r, _ in self._rejected):
                 continue
             checks += 1
+            self.cnn_checks += 1
             face = self.landmarker.cnn_face(gray, box)
             if face is None:
                 self._rejected.append((box, now_ms))
@@ -503,10 +506,12 @@ class FaceTracker:
         if not known:
             return None
         self._recognised_ms = t_ms
+        self.identities += 1
         mine = self.landmarker.identity(gray, track.landmarks)
         best, nearest = None, self.options.same_person
         for lost in known[:RECOGNISED_FACES]:
             if lost.identity is None:
+                self.identities += 1
                 lost.identity = self.landmarker.identity(*lost.view)
             distance = float(np.linalg.norm(mine - lost.identity))
             if distance <= nearest:
