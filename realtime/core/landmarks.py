@@ -199,11 +199,10 @@ class FaceLandmarker:
         whether a face that returns is one that was lost."""
         if self._identity is None:
             self._identity = dlib.face_recognition_model_v1(str(identity_model_path()))
-        points = np.asarray(landmarks, np.float64)
-        x0, y0 = np.floor(points.min(axis=0)).astype(int)
-        x1, y1 = np.ceil(points.max(axis=0)).astype(int)
+        box = FaceBox.around_points(np.asarray(landmarks))
         shape = dlib.full_object_detection(
-            dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), [dlib.point(round(x), round(y)) for x, y in points]
+            dlib.rectangle(box.left, box.top, box.right, box.bottom),
+            [dlib.point(round(float(x)), round(float(y))) for x, y in landmarks],
         )
         gray = to_gray(image)
         chip = dlib.get_face_chip(np.dstack([gray, gray, gray]), shape, size=150, padding=0.25)

@@ -348,9 +348,8 @@ class FaceTracker:
         176×144 clips this took the frames with a face from 95 to 99.5 %, with no more ids. A second sighting
         a frame later keeps a chance texture from becoming a face at once. Larger frames search upscaled only
         every ``small_search_ms``, too far apart for a second sighting to say much: there dlib's CNN detector
-        confirms each box instead (:meth:`_second_opinion`). The sure
-        faces come first, and an unsure box that touches one is dropped: a larger box around a face must not
-        take the face's place."""
+        confirms each box instead (:meth:`_second_opinion`). The sure faces come first, and an unsure box that
+        touches one is dropped: a larger box around a face must not take the face's place."""
         if self.options.weak_score >= 0.0:
             return self.landmarker.detect(gray, scale)
         found = self.landmarker.detect_scored(gray, scale, self.options.weak_score)
