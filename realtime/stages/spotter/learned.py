@@ -87,6 +87,13 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 _TOP_LONG = FEATURE_NAMES.index(f"top1@{round(max(SCALES_MS))}ms")
 _NET_LONG = FEATURE_NAMES.index(f"net_top@{round(max(SCALES_MS))}ms")
+_TOP_EACH = [FEATURE_NAMES.index(f"top1@{round(ms)}ms") for ms in SCALES_MS]
+SATURATED_P = 0.98  # a micro (or blink) probability this high is sure: which sure candidate is highest is chance
+
+
+def contrast_strength(features: np.ndarray) -> float:
+    """How far a candidate's strongest cell stands out from before and after, at its best scale (log z)."""
+    return float(features[_TOP_EACH].max())
 
 
 def comes_back(features: np.ndarray, ratio: float = 1.0) -> bool:
@@ -124,10 +131,10 @@ class LearnedFaceSpotter(FaceSpotter):
         self.model = model
         self.threshold_p = model.threshold if model is not None else 1.0
         self.last_candidate: Candidate | None = None
+        self._gradient_sums: np.ndarray | None = None
         self._cells: np.ndarray | None = None  # flat pixel index → cell number (-1 outside the used cells)
         self._part_cells: list[np.ndarray] = []  # per face part, the cells nearest to it
         self._region_cells: list[np.ndarray] = []  # per spotter region (REGIONS), the cells nearest to it
-        self._gradient_sums: np.ndarray | None = None
         self._times: deque[float] = deque()
         self._frames: deque[int] = deque()
         self._motion: deque[np.ndarray] = deque()
@@ -474,9 +481,14 @@ class RunDecision:
         return DecidedRun(kind, apex)
 
     def _apex(self) -> tuple[str, Candidate]:
+        """The run's kind and apex: its most probable candidate, or, where several are sure (at least
+        :data:`SATURATED_P`: a well-trained model gives a few candidates of one movement 0.99-1.0, and which of
+        them is highest is chance), the sure one whose face stands out most from before and after."""
         run = self._run
         blink = float(np.mean([c.p_blink for c in run])) > float(np.mean([c.p_micro for c in run]))
-        apex = max(run, key=lambda c: c.p_blink if blink else c.p_micro)
+        probability = (lambda c: c.p_blink) if blink else (lambda c: c.p_micro)
+        sure = [c for c in run if probability(c) >= SATURATED_P]
+        apex = max(sure, key=lambda c: contrast_strength(c.features)) if sure else max(run, key=probability)
         if blink:
             return "blink", apex
         return ("micro" if comes_back(apex.features, self.options.return_ratio) else "macro"), apex

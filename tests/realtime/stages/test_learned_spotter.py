@@ -185,3 +185,23 @@ def test_a_one_frame_dip_does_not_split_a_run_and_an_expression_that_stays_waits
     # a face that does not come back is not reported early: the run ends, as an expression that stays, once the
     # probability has stayed below the threshold for gap_ms (40 ms: the second candidate below it at 30 fps)
     assert _decide(_candidates(30.0, [0.0, 0.9, 1.0, 0.95, 0.9, 0.0, 0.0, 0.0], returns=False)) == [(7, 2, "macro")]
+
+
+@pytest.mark.parametrize(
+    ("p_micro", "strongest", "apex"),
+    [
+        ([0.0, 0.99, 0.999, 0.995, 0.0, 0.0, 0.0, 0.0], 3, 3),  # saturated: the face that stands out most
+        ([0.0, 0.99, 0.999, 0.995, 0.0, 0.0, 0.0, 0.0], 1, 1),
+        ([0.0, 0.85, 0.999, 0.9, 0.0, 0.0, 0.0, 0.0], 1, 2),  # a clearly more probable candidate still wins
+        ([0.0, 0.88, 0.9, 0.85, 0.0, 0.0, 0.0, 0.0], 1, 2),  # and, none sure, the most probable one
+    ],
+)
+def test_a_saturated_runs_apex_is_its_strongest_movement_not_its_rounding(p_micro, strongest, apex):
+    candidates = _candidates(30.0, p_micro)
+    top = [FEATURE_NAMES.index(f"top1@{round(ms)}ms") for ms in SCALES_MS]
+    for i, candidate in enumerate(candidates):
+        features = candidate.features.copy()
+        # each at another scale (the best one counts); no two equal
+        features[top[i % len(top)]] = 1.5 if i == strongest else 1.2 + 0.05 * i
+        candidates[i] = replace(candidate, features=features)
+    assert [event[1] for event in _decide(candidates)] == [apex]
