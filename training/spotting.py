@@ -343,9 +343,9 @@ def events_from_probabilities(
 ) -> list[tuple]:
     """(onset, apex, offset, kind) frames from a clip's candidate probabilities, decided by the streaming
     spotter's own :class:`realtime.stages.spotter.learned.RunDecision` (a run at or above the threshold is one
-    event, its apex the most probable candidate, its interval the apex ± the half-width of its best scale; a
-    micro-expression whose face does not come back is kind ``macro``); a run still open at the clip's end is
-    closed there."""
+    event, its apex the most probable candidate (among sure ones, the strongest movement), its interval the
+    apex ± the half-width of its best scale; a micro-expression whose face does not come back is kind
+    ``macro``); a run still open at the clip's end is closed there."""
     frame_ms = 1000.0 / clip.fps
     decision = RunDecision(threshold, options or SpotterOptions())
     decided = []
