@@ -26,13 +26,14 @@ describes *how* the face moves around a candidate apex and lets a model trained 
    ``CONTEXT_MS``: the net change over it (an expression building up, a mouth that keeps moving) and the
    strongest contrast of the earlier candidates (was the face still before?). No cell positions, so the
    decision does not learn one face's layout.
-5. Decision. :class:`realtime.stages.spotter.model.SpotModel` (an MLP trained by ``python -m training spotter`` on
-   generated clips of the training faces, never the benchmark's) gives ``rest``/``micro``/``blink`` probabilities per
-   candidate. A run of candidates whose micro (or blink) probability reaches the model's threshold is one event
-   (:class:`RunDecision`); its apex is the most probable candidate (among sure ones, the one whose face stands out
-   most), its interval the apex ± the scale that fits it best. A micro-expression must come back (:func:`comes_back`):
-   one whose face ends up where the movement took it is the start or end of something that stays, reported as rejected
-   (kind ``macro``); a blink is reported as rejected too (kind ``blink``), as the rule spotter does.
+5. Decision. :class:`realtime.stages.spotter.model.SpotModel` (an MLP trained by
+   ``python -m training spotter`` on generated clips of the training faces, never the benchmark's) gives
+   ``rest``/``micro``/``blink`` probabilities per candidate. A run of candidates whose micro (or blink)
+   probability reaches the model's threshold is one event (:class:`RunDecision`); its apex is the most
+   probable candidate (among sure ones, the one whose face stands out most), its interval the apex ± the scale
+   that fits it best. A micro-expression must come back (:func:`comes_back`): one whose face ends up where the
+   movement took it is the start or end of something that stays, reported as rejected (kind ``macro``); a
+   blink is reported as rejected too (kind ``blink``), as the rule spotter does.
 
 Causal: the candidate is ``lag`` (the largest scale, 133 ms) behind the newest frame, and an event is
 reported once its apex is ``peak_hold_ms`` (33 ms) old with the run still going, without waiting for the run
@@ -131,10 +132,10 @@ class LearnedFaceSpotter(FaceSpotter):
         self.model = model
         self.threshold_p = model.threshold if model is not None else 1.0
         self.last_candidate: Candidate | None = None
-        self._gradient_sums: np.ndarray | None = None
         self._cells: np.ndarray | None = None  # flat pixel index → cell number (-1 outside the used cells)
         self._part_cells: list[np.ndarray] = []  # per face part, the cells nearest to it
         self._region_cells: list[np.ndarray] = []  # per spotter region (REGIONS), the cells nearest to it
+        self._gradient_sums: np.ndarray | None = None
         self._times: deque[float] = deque()
         self._frames: deque[int] = deque()
         self._motion: deque[np.ndarray] = deque()
@@ -408,15 +409,16 @@ class RunDecision:
     replay over collected candidates (:func:`training.spotting.events_from_probabilities`) share it, so the
     threshold is chosen on exactly the events the stream reports.
 
-    A run of candidates whose micro (or blink) probability reaches ``threshold`` is one event, its apex the most
-    probable candidate of its kind (among sure ones, the strongest movement). It is reported as soon as the apex has
-    passed: the apex is ``peak_hold_ms`` older than the newest candidate, which is either still above the threshold and
-    no more probable or has clearly fallen (below half the threshold), and the apex is already an event worth reporting
-    (a blink, or a micro-expression whose face comes back). The live latency is then the lag plus the hold, not the rest
-    of the run; the rest of that run is spent (no new event starts until the probability has stayed below the threshold
-    for ``gap_ms``). Otherwise the run ends once the probability has stayed below the threshold for ``gap_ms`` (a
-    flicker just under it does not split an event in two, and what follows may still make the run an expression that
-    stays), or when it grows past ``max_ms``.
+    A run of candidates whose micro (or blink) probability reaches ``threshold`` is one event, its apex the
+    most probable candidate of its kind (among sure ones, the strongest movement). It is reported as soon as
+    the apex has passed: the apex is ``peak_hold_ms`` older than the newest candidate, which is either still
+    above the threshold and no more probable or has clearly fallen (below half the threshold), and the apex is
+    already an event worth reporting (a blink, or a micro-expression whose face comes back). The live latency
+    is then the lag plus the hold, not the rest of the run; the rest of that run is spent (no new event starts
+    until the probability has stayed below the threshold for ``gap_ms``). Otherwise the run ends once the
+    probability has stayed below the threshold for ``gap_ms`` (a flicker just under it does not split an event
+    in two, and what follows may still make the run an expression that stays), or when it grows past
+    ``max_ms``.
 
     ``peak_hold_ms`` (33 ms) and the fall at half the threshold were chosen by replaying this decision over
     the collected candidates of the training photos' clips (never the benchmark's faces): against waiting for
