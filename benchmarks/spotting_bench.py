@@ -323,6 +323,19 @@ def run_job(job: Job) -> list[dict]:
 # --- the run --------------------------------------------------------------------------------------------------------
 
 
+def realistic_groups(quick: bool, seconds: float) -> list[tuple[str, RealisticSettings, int]]:
+    """The realistic set's groups: (name, settings, clips): ``base``, ``base+X`` for each of :data:`SINGLES`,
+    ``mixed`` and the nuisance-only ``quiet``. ``benchmarks/spotting_bound_bench.py`` uses the same design."""
+    per_single, mixed, quiet = (1, 2, 2) if quick else (2, 6, 6)
+    groups = [("base", RealisticSettings(seconds=seconds, nuisances=BASE, sometimes=frozenset()), per_single)]
+    for name in SINGLES:
+        settings = RealisticSettings(seconds=seconds, nuisances=BASE | {name}, sometimes=frozenset())
+        groups.append((f"base+{name}", settings, per_single))
+    groups.append(("mixed", RealisticSettings(seconds=seconds), mixed))
+    groups.append(("quiet", RealisticSettings(seconds=seconds, micro=0), quiet))
+    return groups
+
+
 def plan_jobs(
     sets: list[str],
     quick: bool,
@@ -335,16 +348,7 @@ def plan_jobs(
     photos = load_face_photos(photo_files(HELD_OUT_PHOTOS))
     jobs: list[Job] = []
     if "realistic" in sets:
-        per_single, mixed, quiet = (1, 2, 2) if quick else (2, 6, 6)
-        groups: list[tuple[str, RealisticSettings, int]] = [
-            ("base", RealisticSettings(seconds=seconds, nuisances=BASE, sometimes=frozenset()), per_single)
-        ]
-        for name in SINGLES:
-            settings = RealisticSettings(seconds=seconds, nuisances=BASE | {name}, sometimes=frozenset())
-            groups.append((f"base+{name}", settings, per_single))
-        groups.append(("mixed", RealisticSettings(seconds=seconds), mixed))
-        groups.append(("quiet", RealisticSettings(seconds=seconds, micro=0), quiet))
-        for number, (group, settings, count) in enumerate(groups):
+        for number, (group, settings, count) in enumerate(realistic_groups(quick, seconds)):
             turn = number % len(photos)  # every group starts on another face, so one-clip groups cover both
             for spec in plan_realistic_clips(photos[turn:] + photos[:turn], settings, seed + 1000 * number, count):
                 jobs.append(Job("realistic", group, spec, baseline, spotters))
