@@ -13,6 +13,8 @@ no face stage) and trains a small learned detector on it, leave-one-photo-out, i
 - ``landmarks-affine``: the landmarks' exact positions with the head's motion removed as a measurement must,
   by a robust affine fit from each frame to the next (the residuals summed): what a perfect landmark tracker
   with a 2-D head model would see, turns in depth included;
+- ``patches``: the exact pixel movement averaged over a box around each landmark (0.24 IOD wide, about the
+  window a patch tracker needs): what a perfect tracker of each landmark's patch would see;
 - ``cells``: the exact pixel movement averaged over an 8×8 grid over the face's landmark box (what a perfect
   optical flow over cells like the learned spotter's would see; the mesh's motion, interpolated).
 
@@ -67,13 +69,15 @@ GRID = 8
 SAMPLES_PER_CELL = 4
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 SCORED_SEED = 5000
-VARIANTS = ("landmarks", "landmarks-affine", "cells")
+PATCH_IOD = 0.12  # half the side of the box around each landmark, in IODs (about 11 px on a 90 px IOD)
+SAMPLES_PER_PATCH = 5
+VARIANTS = ("landmarks", "landmarks-affine", "patches", "cells")
 
 
 @dataclass(frozen=True)
 class Track:
-    """One clip's exact movement: ``landmarks`` (T×68×2), ``landmarks_affine`` (T×68×2) and ``cells``
-    (T×64×2), IOD units, with its truth."""
+    """One clip's exact movement, IOD units, with its truth: ``landmarks``, ``landmarks_affine``, ``patches``
+    (T×68×2) and ``cells`` (T×64×2); see the module's docstring."""
 
     role: str  # "train" (the trainer's clips) or "scored" (bench-like clips)
     group: str
@@ -83,10 +87,17 @@ class Track:
     landmarks: np.ndarray
     landmarks_affine: np.ndarray
     cells: np.ndarray
+    patches: np.ndarray
     truth: dict
 
     def points(self, variant: str) -> np.ndarray:
-        return {"landmarks": self.landmarks, "landmarks-affine": self.landmarks_affine, "cells": self.cells}[variant]
+        """The tracks a variant's detector sees."""
+        return {
+            "landmarks": self.landmarks,
+            "landmarks-affine": self.landmarks_affine,
+            "cells": self.cells,
+            "patches": self.patches,
+        }[variant]
 
 
 def affine_residual(before: np.ndarray, after: np.ndarray, rounds: int = 4) -> np.ndarray:
@@ -122,6 +133,19 @@ def _barycentric(points: np.ndarray, source: np.ndarray, triangles: np.ndarray) 
     return found, weights
 
 
+def _mean_motion(own: np.ndarray, mesh, centres: np.ndarray, half: np.ndarray, samples: int) -> np.ndarray:
+    """The exact pixel motion (T×K×2) averaged over a box of half-sizes ``half`` around each of the K
+    ``centres`` (neutral-face pixels), sampled on a ``samples``×``samples`` grid and interpolated over the
+    mesh's triangles as the renderer moves the pixels."""
+    steps = ((np.arange(samples) + 0.5) / samples) * 2.0 - 1.0
+    dx, dy = np.meshgrid(steps * half[0], steps * half[1])
+    offsets = np.stack([dx.ravel(), dy.ravel()], axis=1)
+    points = (centres[:, None, :] + offsets[None]).reshape(-1, 2)
+    triangle, weights = _barycentric(points, mesh.source, mesh.triangles)
+    moved = np.einsum("pk,tpkc->tpc", weights, own[:, mesh.triangles[triangle]])
+    return moved.reshape(len(own), len(centres), len(offsets), 2).mean(axis=2)
+
+
 def exact_track(job: tuple[str, str, RealisticClipSpec]) -> Track:
     """A clip's exact own movement, from the generator's mesh (no pixels are rendered)."""
     role, group, spec = job
@@ -135,12 +159,11 @@ def exact_track(job: tuple[str, str, RealisticClipSpec]) -> Track:
     low, high = renderer.neutral.min(axis=0), renderer.neutral.max(axis=0)
     size = high - low
     low, high = low - np.array([0.05, 0.2]) * size, high + 0.05 * size  # the brows' skin above the landmarks
-    steps = (np.arange(GRID * SAMPLES_PER_CELL) + 0.5) / (GRID * SAMPLES_PER_CELL)
-    xs, ys = np.meshgrid(low[0] + steps * (high[0] - low[0]), low[1] + steps * (high[1] - low[1]))
-    triangle, weights = _barycentric(np.stack([xs.ravel(), ys.ravel()], axis=1), mesh.source, mesh.triangles)
-    samples = np.einsum("pk,tpkc->tpc", weights, own[:, mesh.triangles[triangle]])
-    shape = (n, GRID, SAMPLES_PER_CELL, GRID, SAMPLES_PER_CELL, 2)
-    cells = samples.reshape(shape).mean(axis=(2, 4)).reshape(n, GRID * GRID, 2)
+    cell = (high - low) / GRID
+    centres = np.stack(np.meshgrid(*((np.arange(GRID) + 0.5) * cell[i] + low[i] for i in (0, 1))), axis=-1)
+    cells = _mean_motion(own, mesh, centres.reshape(-1, 2), cell / 2.0, SAMPLES_PER_CELL)
+    half = np.full(2, PATCH_IOD * renderer.iod)
+    patches = _mean_motion(own, mesh, renderer.neutral, half, SAMPLES_PER_PATCH)
     landmarks = renderer.landmarks - renderer.rest_landmarks
     steps = np.zeros_like(renderer.landmarks)
     for t in range(1, n):
@@ -154,6 +177,7 @@ def exact_track(job: tuple[str, str, RealisticClipSpec]) -> Track:
         (landmarks / renderer.iod).astype(np.float32),
         (np.cumsum(steps, axis=0) / renderer.iod).astype(np.float32),
         (cells / renderer.iod).astype(np.float32),
+        (patches / renderer.iod).astype(np.float32),
         renderer.truth(),
     )
 
