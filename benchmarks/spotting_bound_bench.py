@@ -58,6 +58,7 @@ from spotting_bench import realistic_groups  # noqa: E402
 
 from training.spotting import APEX_SHARE, SpotTrainingSettings, plan_training_clips  # noqa: E402
 from training.synth.faces import load_face_photos  # noqa: E402
+from training.synth.mesh import barycentric  # noqa: E402
 from training.synth.realistic import RealisticClipSpec, RealisticRenderer, photo_files, plan_realistic_clips  # noqa: E402
 
 TRAINING_PHOTOS = ("breakingbad", "grace_hopper", "lenna", "takeo", "tongue")
@@ -115,24 +116,6 @@ def affine_residual(before: np.ndarray, after: np.ndarray, rounds: int = 4) -> n
     return residual
 
 
-def _barycentric(points: np.ndarray, source: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each point, the mesh triangle that holds it and its three barycentric weights."""
-    a, b, c = (source[triangles[:, i]] for i in range(3))
-    v0, v1 = b - a, c - a
-    det = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-    found = np.zeros(len(points), int)
-    weights = np.zeros((len(points), 3))
-    for i, point in enumerate(points):
-        v2 = point - a
-        w1 = (v2[:, 0] * v1[:, 1] - v1[:, 0] * v2[:, 1]) / det
-        w2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / det
-        w0 = 1.0 - w1 - w2
-        inside = np.flatnonzero((w0 >= -1e-9) & (w1 >= -1e-9) & (w2 >= -1e-9))
-        found[i] = inside[0]
-        weights[i] = (w0[inside[0]], w1[inside[0]], w2[inside[0]])
-    return found, weights
-
-
 def _mean_motion(own: np.ndarray, mesh, centres: np.ndarray, half: np.ndarray, samples: int) -> np.ndarray:
     """The exact pixel motion (T×K×2) averaged over a box of half-sizes ``half`` around each of the K
     ``centres`` (neutral-face pixels), sampled on a ``samples``×``samples`` grid and interpolated over the
@@ -141,8 +124,8 @@ def _mean_motion(own: np.ndarray, mesh, centres: np.ndarray, half: np.ndarray, s
     dx, dy = np.meshgrid(steps * half[0], steps * half[1])
     offsets = np.stack([dx.ravel(), dy.ravel()], axis=1)
     points = (centres[:, None, :] + offsets[None]).reshape(-1, 2)
-    triangle, weights = _barycentric(points, mesh.source, mesh.triangles)
-    moved = np.einsum("pk,tpkc->tpc", weights, own[:, mesh.triangles[triangle]])
+    vertices, weights = barycentric(points, mesh.source, mesh.triangles)
+    moved = np.einsum("pk,tpkc->tpc", weights, own[:, vertices])
     return moved.reshape(len(own), len(centres), len(offsets), 2).mean(axis=2)
 
 

@@ -14,7 +14,7 @@ from realtime.core.errors import UserInputError
 from training.synth import camera
 from training.synth import cli as synth_cli
 from training.synth.faces import load_face_photos
-from training.synth.mesh import FaceMesh
+from training.synth.mesh import FaceMesh, barycentric
 from training.synth.photos import HELD_OUT_PHOTOS, PHOTO_NAMES
 from training.synth.realistic import (
     LOW_RESOLUTIONS,
@@ -208,6 +208,23 @@ def test_mesh_is_the_identity_at_rest(photos):
     still = mesh.project(np.zeros((1, len(mesh.face_points), 2)), [0.0], [0.0], [0.0], [1.0], np.zeros((1, 2)))
     assert np.abs(still[0] - mesh.source).max() < 1e-9
     assert np.abs(mesh.warp(r.image, still[0]).astype(int) - r.image).mean() < 0.5
+
+
+def test_barycentric_weights_rebuild_points_inside_the_mesh_and_clamp_outside(photos):
+    r = renderer(photos, "none", micro=1, seconds=4.0)
+    mesh = FaceMesh(r.neutral, SMALL)
+    rng = np.random.default_rng(3)
+    inside = rng.uniform([10.0, 10.0], [SMALL[0] - 10.0, SMALL[1] - 10.0], (200, 2))
+    vertices, weights = barycentric(inside, mesh.source, mesh.triangles)
+    assert np.allclose(weights.sum(axis=1), 1.0) and (weights >= 0.0).all()
+    assert np.abs(np.einsum("pk,pkc->pc", weights, mesh.source[vertices]) - inside).max() < 1e-6
+    corner, corner_weights = barycentric(mesh.source[:3], mesh.source, mesh.triangles)  # a vertex is all itself
+    assert np.allclose(np.take_along_axis(corner_weights, np.argmax(corner_weights, axis=1)[:, None], 1), 1.0)
+    assert (np.take_along_axis(corner, np.argmax(corner_weights, axis=1)[:, None], 1).ravel() == [0, 1, 2]).all()
+    outside, outside_weights = barycentric(np.array([[-50.0, -50.0]]), mesh.source, mesh.triangles)
+    assert (outside_weights >= 0.0).all() and outside_weights.sum() == pytest.approx(1.0)
+    clamped = outside_weights[0] @ mesh.source[outside[0]]  # onto the nearest triangle, inside the frame's mesh
+    assert (clamped >= -1e-6).all() and (clamped <= np.array(SMALL) - 1 + 1e-6).all()
 
 
 # --- files, determinism, H.264 -------------------------------------------------------------------------------------

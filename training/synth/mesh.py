@@ -336,22 +336,17 @@ def _triangulate(points: np.ndarray, width: int, height: int) -> np.ndarray:
     return triangles[np.abs(area) > 1e-6]
 
 
-def _grid_weights(
-    points: np.ndarray, triangles: np.ndarray, origin: tuple[float, float], size: tuple[float, float], step: int
-) -> tuple[np.ndarray, np.ndarray, tuple[int, int], np.ndarray, int]:
-    """For each node of a grid with ``step`` px spacing from ``origin`` over ``size`` (pixels), the vertices of
-    the triangle that holds it and its barycentric weights (nodes outside every triangle take the nearest
-    one's, clamped); with the grid's shape, origin and step."""
-    gw, gh = int((size[0] - 1) // step) + 2, int((size[1] - 1) // step) + 2
-    ys, xs = np.mgrid[0:gh, 0:gw].astype(np.float64) * step
-    nodes = np.stack([xs.ravel() + origin[0], ys.ravel() + origin[1]], axis=1)
-    a, b, c = points[triangles[:, 0]], points[triangles[:, 1]], points[triangles[:, 2]]
+def barycentric(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each point (N×2), the three vertex numbers of the triangle that holds it and its barycentric weights
+    (N×3 each); a point outside every triangle takes the nearest one's weights, clamped to it. The renderer moves
+    a pixel by these weights of its triangle's vertex moves, so they also tell how any point of the face moves."""
+    a, b, c = vertices[triangles[:, 0]], vertices[triangles[:, 1]], vertices[triangles[:, 2]]
     v0, v1 = b - a, c - a
     det = v0[:, 0] * v1[:, 1] - v0[:, 1] * v1[:, 0]
-    index = np.zeros((len(nodes), 3), np.int64)
-    weights = np.zeros((len(nodes), 3))
-    for start in range(0, len(nodes), 4096):
-        chunk = nodes[start : start + 4096]
+    index = np.zeros((len(points), 3), np.int64)
+    weights = np.zeros((len(points), 3))
+    for start in range(0, len(points), 4096):
+        chunk = points[start : start + 4096]
         d = chunk[:, None, :] - a[None]
         u = (d[..., 0] * v1[None, :, 1] - d[..., 1] * v1[None, :, 0]) / det
         v = (v0[None, :, 0] * d[..., 1] - v0[None, :, 1] * d[..., 0]) / det
@@ -363,7 +358,28 @@ def _grid_weights(
         bary /= bary.sum(axis=1, keepdims=True)
         index[start : start + len(chunk)] = triangles[best]
         weights[start : start + len(chunk)] = bary
+    return index, weights
+
+
+def _grid_weights(
+    points: np.ndarray, triangles: np.ndarray, origin: tuple[float, float], size: tuple[float, float], step: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int], np.ndarray, int]:
+    """For each node of a grid with ``step`` px spacing from ``origin`` over ``size`` (pixels), the vertices of
+    the triangle that holds it and its barycentric weights (:func:`barycentric`); with the grid's shape, origin
+    and step."""
+    gw, gh = int((size[0] - 1) // step) + 2, int((size[1] - 1) // step) + 2
+    ys, xs = np.mgrid[0:gh, 0:gw].astype(np.float64) * step
+    nodes = np.stack([xs.ravel() + origin[0], ys.ravel() + origin[1]], axis=1)
+    index, weights = barycentric(nodes, points, triangles)
     return index, weights.astype(np.float32), (gh, gw), np.array(origin, np.float32), step
 
 
-__all__ = ["FOCAL_IOD", "LANDMARK_BUMPS_IOD", "PIVOT_IOD", "FaceMesh", "head_depth", "rotation_matrices"]
+__all__ = [
+    "FOCAL_IOD",
+    "LANDMARK_BUMPS_IOD",
+    "PIVOT_IOD",
+    "FaceMesh",
+    "barycentric",
+    "head_depth",
+    "rotation_matrices",
+]
