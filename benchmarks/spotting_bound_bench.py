@@ -20,11 +20,11 @@ no face stage) and trains a small learned detector on it, leave-one-photo-out, i
 
 Features per candidate (a frame 133 ms behind the newest, as the stream's lag): for each point, at 1-4 frames,
 the log of its rise-and-fall contrast |u(c) - (u(c-k) + u(c+k))/2| and of its net change |u(c+k) - u(c-k)|,
-and its contrast at 2 frames against its own running median over the last 2 s (log). An MLP (128, 64) learns
-micro-expression apexes (within a quarter of the event's length) from rest, on the clips the spotter's trainer
-uses (``training.spotting.plan_training_clips``: realistic and nuisance-only) of four training photos, and is
-scored on clips of the fifth made the way ``benchmarks/spotting_bench.py`` makes its realistic set (the same
-groups: base, base + each nuisance, mixed, nuisance-only). Everything stays on the training photos; the
+and its contrast at 2 frames against its own running median over the last 2 s (log). The spotter trainer's MLP
+(hidden 128, 64) learns micro-expression apexes (within a quarter of the event's length) from rest, on the clips
+the trainer uses (``training.spotting.plan_training_clips``: realistic and nuisance-only) of four training
+photos, and is scored on clips of the fifth made the way ``benchmarks/spotting_bench.py`` makes its realistic
+set (the same groups: base, base + each nuisance, mixed, nuisance-only). Everything stays on the training photos; the
 benchmark's held-out faces are never used.
 
 The bound is generous on purpose: a run of candidates over the threshold is one event at its most probable
@@ -56,7 +56,7 @@ for folder in (ROOT, ROOT / "benchmarks"):
 
 from spotting_bench import realistic_groups  # noqa: E402
 
-from training.spotting import APEX_SHARE, SpotTrainingSettings, plan_training_clips  # noqa: E402
+from training.spotting import APEX_SHARE, SpotTrainingSettings, plan_training_clips, train_model  # noqa: E402
 from training.synth.faces import load_face_photos  # noqa: E402
 from training.synth.mesh import barycentric  # noqa: E402
 from training.synth.realistic import RealisticClipSpec, RealisticRenderer, photo_files, plan_realistic_clips  # noqa: E402
@@ -212,35 +212,12 @@ def apex_labels(frames: np.ndarray, truth: dict) -> np.ndarray:
 
 
 def fit_predict(train: list[tuple[np.ndarray, np.ndarray]], scored: list[np.ndarray], seed: int) -> list[np.ndarray]:
-    """An MLP fitted on (features, labels) of the training clips; p(micro) of every scored clip's candidates."""
-    import torch
-
-    x = np.concatenate([f for f, _ in train])
-    y = np.concatenate([labels for _, labels in train])
-    x, y = x[y >= 0], y[y >= 0]
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(x.shape[1], 128),
-        torch.nn.ReLU(),
-        torch.nn.Dropout(0.2),
-        torch.nn.Linear(128, 64),
-        torch.nn.ReLU(),
-        torch.nn.Linear(64, 2),
-    )
-    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    inputs, targets = torch.tensor((x - mean) / scale), torch.tensor(y)
-    for _ in range(25):
-        order = torch.randperm(len(inputs))
-        for start in range(0, len(order), 512):
-            batch = order[start : start + 512]
-            loss = torch.nn.functional.cross_entropy(net(inputs[batch]), targets[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-    net.eval()
-    with torch.no_grad():
-        return [torch.softmax(net(torch.tensor((f - mean) / scale)), dim=1)[:, 1].numpy() for f in scored]
+    """The spotter trainer's MLP (:func:`training.spotting.train_model`: hidden 128, 64; 25 epochs; one member)
+    fitted on (features, labels) of the training clips; p(micro) of every scored clip's candidates."""
+    settings = SpotTrainingSettings(seed=seed, hidden=(128, 64), epochs=25, members=1)
+    x = np.concatenate([features for features, _ in train])
+    model = train_model(x, np.concatenate([labels for _, labels in train]), settings)
+    return [model.predict(features)[:, 1] for features in scored]
 
 
 def apexes(frames: np.ndarray, p_micro: np.ndarray, threshold: float) -> list[int]:
