@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,6 +334,20 @@ def realistic_groups(quick: bool, seconds: float) -> list[tuple[str, RealisticSe
     groups.append(("mixed", RealisticSettings(seconds=seconds), mixed))
     groups.append(("quiet", RealisticSettings(seconds=seconds, micro=0), quiet))
     return groups
+
+
+def groups_per_photo(
+    photos: Sequence[str], quick: bool, seconds: float, seed: int
+) -> list[tuple[str, RealisticClipSpec]]:
+    """(group, clip) of every realistic group (:func:`realistic_groups`) for each photo on its own, so that a
+    leave-one-photo-out run scores every group on every face (``spotting_bound_bench.py``, ``spotting_dev_bench.py``,
+    on the training photos); each photo and group draws from its own seed."""
+    out = []
+    for number, photo in enumerate(photos):
+        faces = load_face_photos(photo_files([photo]))
+        for g, (group, settings, count) in enumerate(realistic_groups(quick, seconds)):
+            out += [(group, s) for s in plan_realistic_clips(faces, settings, seed + 97 * number + 1000 * g, count)]
+    return out
 
 
 def plan_jobs(

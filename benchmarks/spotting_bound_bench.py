@@ -54,12 +54,11 @@ for folder in (ROOT, ROOT / "benchmarks"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from spotting_bench import realistic_groups  # noqa: E402
+from spotting_bench import groups_per_photo  # noqa: E402
 
 from training.spotting import APEX_SHARE, SpotTrainingSettings, plan_training_clips, train_model  # noqa: E402
-from training.synth.faces import load_face_photos  # noqa: E402
 from training.synth.mesh import barycentric  # noqa: E402
-from training.synth.realistic import RealisticClipSpec, RealisticRenderer, photo_files, plan_realistic_clips  # noqa: E402
+from training.synth.realistic import RealisticClipSpec, RealisticRenderer  # noqa: E402
 
 TRAINING_PHOTOS = ("breakingbad", "grace_hopper", "lenna", "takeo", "tongue")
 SCALES_FRAMES = (1, 2, 3, 4)
@@ -170,12 +169,8 @@ def plan(quick: bool, seed: int) -> list[tuple[str, str, RealisticClipSpec]]:
     bench's groups (fewer with ``quick``)."""
     settings = SpotTrainingSettings(seed=seed, quiet_clips=4 if quick else 20, realistic_clips=20 if quick else 100)
     jobs = [("train", kind, spec) for kind, spec in plan_training_clips(settings, TRAINING_PHOTOS) if kind != "lab"]
-    for number, photo in enumerate(TRAINING_PHOTOS):
-        faces = load_face_photos(photo_files([photo]))
-        for g, (group, group_settings, count) in enumerate(realistic_groups(quick, settings.seconds)):
-            clip_seed = seed + SCORED_SEED + 97 * number + 1000 * g
-            jobs += [("scored", group, s) for s in plan_realistic_clips(faces, group_settings, clip_seed, count)]
-    return jobs
+    scored = groups_per_photo(TRAINING_PHOTOS, quick, settings.seconds, seed + SCORED_SEED)
+    return jobs + [("scored", group, spec) for group, spec in scored]
 
 
 def features(own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

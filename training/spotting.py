@@ -421,20 +421,30 @@ def choose_threshold(table: list[dict], max_false_per_minute: float) -> float:
     return max(allowed, key=lambda row: (f1(row), row["threshold"]))["threshold"]
 
 
-def leave_one_photo_out(clips: list[ClipFeatures], settings: SpotTrainingSettings) -> list[np.ndarray]:
-    """Each clip's probabilities from a model trained on the other photos' clips."""
+def leave_one_photo_out(
+    clips: list[ClipFeatures], settings: SpotTrainingSettings, scored: list[ClipFeatures] | None = None
+) -> list[np.ndarray]:
+    """Each scored clip's probabilities from a model trained on the other photos' clips. ``scored``: other
+    clips of the same photos to score instead of ``clips`` themselves (``benchmarks/spotting_dev_bench.py``
+    scores clips made the way the benchmark makes its set)."""
     photos = sorted({c.photo for c in clips})
     if len(photos) < 2:
         raise UserInputError("leave-one-photo-out needs clips of at least two photos")
-    out: list[np.ndarray | None] = [None] * len(clips)
+    targets = clips if scored is None else scored
+    out: list[np.ndarray | None] = [None] * len(targets)
     for photo in photos:
+        if not any(clip.photo == photo for clip in targets):
+            continue
         train = [c for c in clips if c.photo != photo]
         model = train_model(
             np.concatenate([c.features for c in train]), np.concatenate([c.labels for c in train]), settings
         )
-        for i, clip in enumerate(clips):
+        for i, clip in enumerate(targets):
             if clip.photo == photo:
                 out[i] = model.predict(clip.features) if len(clip.features) else np.zeros((0, len(CLASSES)))
+    missing = sorted({c.photo for c, p in zip(targets, out, strict=True) if p is None})
+    if missing:
+        raise UserInputError(f"the clips to score show {', '.join(missing)}, which no training clip shows")
     return [p for p in out if p is not None]
 
 

@@ -17,6 +17,7 @@ from training.spotting import (
     choose_threshold,
     events_from_probabilities,
     label_candidates,
+    leave_one_photo_out,
     score_events,
     threshold_table,
     train_spotter,
@@ -90,6 +91,25 @@ def test_the_threshold_is_the_best_f1_that_keeps_the_false_alarm_budget():
     assert choose_threshold(table, max_false_per_minute=1.0) == 0.7  # 0.6 keeps the quiet clips' budget only
     assert choose_threshold(table, max_false_per_minute=5.0) == 0.5
     assert choose_threshold(table, max_false_per_minute=0.1) == 0.5  # none keeps it: the best F1
+
+
+def _labelled(photo: str, micro_at: float, n: int = 200) -> ClipFeatures:
+    """A clip whose candidates at x = ``micro_at`` are micro-expressions and at -``micro_at`` rest."""
+    x = np.repeat([[micro_at], [-micro_at]], n // 2, axis=0).astype(np.float32)
+    labels = np.repeat([1, 0], n // 2).astype(np.int8)
+    return ClipFeatures("realistic/c", "realistic", photo, 30.0, n, x, labels, np.arange(n), np.zeros(n), TRUTH)
+
+
+def test_leave_one_photo_out_scores_other_clips_with_a_model_that_never_saw_their_photo():
+    training = [_labelled("a.png", 1.0), _labelled("b.png", -1.0)]  # the two photos teach opposite rules
+    scored = [_labelled("a.png", 1.0, 10), _labelled("b.png", -1.0, 10)]
+    settings = SpotTrainingSettings(members=1, hidden=(8,), epochs=60)
+    p_a, p_b = leave_one_photo_out(training, settings, scored)
+    assert p_a.shape == (10, len(CLASSES))
+    assert p_a[0, 1] < 0.5 and p_b[0, 1] < 0.5  # each scored by the other photo's rule, so each is wrong
+    assert len(leave_one_photo_out(training, settings)) == 2  # without ``scored``: the training clips themselves
+    with pytest.raises(UserInputError, match=r"c\.png"):
+        leave_one_photo_out(training, settings, [_labelled("c.png", 1.0, 10)])
 
 
 def test_the_benchmarks_held_out_faces_are_refused():
