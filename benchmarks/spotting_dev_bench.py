@@ -26,7 +26,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +36,7 @@ for folder in (ROOT, ROOT / "benchmarks"):
 
 from spotting_bench import groups_per_photo  # noqa: E402
 
+from realtime.core.errors import UserInputError  # noqa: E402
 from training.spotting import (  # noqa: E402
     SpotTrainingSettings,
     collect,
@@ -51,6 +52,18 @@ SCORED_SEED = 5000  # the same clips as benchmarks/spotting_bound_bench.py score
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=1, help="MLPs averaged per fold (the trainer's default: 5)")
+    defaults = SpotTrainingSettings()
+    for name, value in (
+        ("realistic", defaults.realistic_clips),
+        ("quiet", defaults.quiet_clips),
+        ("lab", defaults.lab_clips),
+    ):
+        parser.add_argument(
+            f"--{name}-clips",
+            type=int,
+            default=value,
+            help=f"the trainer's {name} clips to learn from (its default: {value})",
+        )
     parser.add_argument("--quick", action="store_true", help="fewer clips (a smoke run; its figures mean little)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
@@ -60,9 +73,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 1 <= args.members <= 50 or args.workers < 1:
         print("spotting_dev_bench: --members must be 1-50 and --workers at least 1", file=sys.stderr)
         return 2
+    try:
+        settings = SpotTrainingSettings(
+            realistic_clips=args.realistic_clips,
+            quiet_clips=args.quiet_clips,
+            lab_clips=args.lab_clips,
+            seed=args.seed,
+            members=args.members,
+        )
+    except UserInputError as error:
+        print(f"spotting_dev_bench: {error}", file=sys.stderr)
+        return 2
 
     started = time.perf_counter()
-    settings = replace(SpotTrainingSettings(seed=args.seed), members=args.members)
     if args.quick:
         settings = replace(settings, realistic_clips=10, quiet_clips=4, lab_clips=0)
     training = collect(plan_training_clips(settings, TRAINING_PHOTOS), args.workers, True, args.cache, settings.seconds)
@@ -85,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{q.get('false_per_minute') or 0:>12.2f}"
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    facts = {"command": " ".join(sys.argv), "members": args.members, "seed": args.seed, "quick": args.quick}
+    facts = {"command": " ".join(sys.argv), "settings": asdict(settings), "quick": args.quick}
     args.json.write_text(json.dumps({**facts, "clips": [len(training), len(scored)], "table": table}, indent=1))
     print(f"\nJSON: {args.json}")
     return 0
