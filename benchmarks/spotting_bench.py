@@ -67,6 +67,7 @@ from training.synth.photos import HELD_OUT_PHOTOS  # noqa: E402
 from training.synth.realistic import (  # noqa: E402
     MOTION_NUISANCES,
     NUISANCES,
+    TUNING_PHOTOS,
     RealisticClipSpec,
     RealisticRenderer,
     RealisticSettings,
@@ -334,6 +335,12 @@ def realistic_groups(quick: bool, seconds: float) -> list[tuple[str, RealisticSe
     groups.append(("mixed", RealisticSettings(seconds=seconds), mixed))
     groups.append(("quiet", RealisticSettings(seconds=seconds, micro=0), quiet))
     return groups
+
+
+DEV_PHOTOS = tuple(sorted(TUNING_PHOTOS))
+"""The training photos, in the order the development benches plan their clips (each photo's seed follows it)."""
+DEV_SEED = 5000
+"""Added to a run's seed for the development clips, so that they are never the trainer's own clips."""
 
 
 def groups_per_photo(

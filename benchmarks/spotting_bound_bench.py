@@ -54,13 +54,12 @@ for folder in (ROOT, ROOT / "benchmarks"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from spotting_bench import groups_per_photo  # noqa: E402
+from spotting_bench import DEV_PHOTOS, DEV_SEED, groups_per_photo  # noqa: E402
 
 from training.spotting import APEX_SHARE, SpotTrainingSettings, plan_training_clips, train_model  # noqa: E402
 from training.synth.mesh import barycentric  # noqa: E402
 from training.synth.realistic import RealisticClipSpec, RealisticRenderer  # noqa: E402
 
-TRAINING_PHOTOS = ("breakingbad", "grace_hopper", "lenna", "takeo", "tongue")
 SCALES_FRAMES = (1, 2, 3, 4)
 LAG_FRAMES = 4  # the stream's candidate trails the newest frame by 133 ms at 30 fps
 FIRST_FRAME = 12
@@ -68,7 +67,6 @@ LEVEL_FRAMES = 60
 GRID = 8
 SAMPLES_PER_CELL = 4
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
-SCORED_SEED = 5000
 PATCH_IOD = 0.12  # half the side of the box around each landmark, in IODs (about 11 px on a 90 px IOD)
 SAMPLES_PER_PATCH = 5
 VARIANTS = ("landmarks", "landmarks-affine", "patches", "cells")
@@ -168,8 +166,8 @@ def plan(quick: bool, seed: int) -> list[tuple[str, str, RealisticClipSpec]]:
     """The trainer's realistic and nuisance-only clips of the training photos, and per photo the spotting
     bench's groups (fewer with ``quick``)."""
     settings = SpotTrainingSettings(seed=seed, quiet_clips=4 if quick else 20, realistic_clips=20 if quick else 100)
-    jobs = [("train", kind, spec) for kind, spec in plan_training_clips(settings, TRAINING_PHOTOS) if kind != "lab"]
-    scored = groups_per_photo(TRAINING_PHOTOS, quick, settings.seconds, seed + SCORED_SEED)
+    jobs = [("train", kind, spec) for kind, spec in plan_training_clips(settings, DEV_PHOTOS) if kind != "lab"]
+    scored = groups_per_photo(DEV_PHOTOS, quick, settings.seconds, seed + DEV_SEED)
     return jobs + [("scored", group, spec) for group, spec in scored]
 
 
@@ -296,7 +294,7 @@ def run_variant(name: str, tracks: list[Track], noise_px: float, seed: int) -> l
         frames, x = features(own)
         data.append((frames, x, apex_labels(frames, track.truth)))
     results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(tracks)
-    for photo in TRAINING_PHOTOS:
+    for photo in DEV_PHOTOS:
         train = [(x, y) for t, (_, x, y) in zip(tracks, data, strict=True) if t.role == "train" and t.photo != photo]
         chosen = [i for i, t in enumerate(tracks) if t.role == "scored" and t.photo == photo]
         for i, p_micro in zip(chosen, fit_predict(train, [data[i][1] for i in chosen], seed), strict=True):

@@ -34,7 +34,7 @@ for folder in (ROOT, ROOT / "benchmarks"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from spotting_bench import groups_per_photo  # noqa: E402
+from spotting_bench import DEV_PHOTOS, DEV_SEED, groups_per_photo  # noqa: E402
 
 from realtime.core.errors import UserInputError  # noqa: E402
 from training.spotting import (  # noqa: E402
@@ -44,9 +44,6 @@ from training.spotting import (  # noqa: E402
     plan_training_clips,
     threshold_table,
 )
-
-TRAINING_PHOTOS = ("breakingbad", "grace_hopper", "lenna", "takeo", "tongue")
-SCORED_SEED = 5000  # the same clips as benchmarks/spotting_bound_bench.py scores
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / "build" / "spotcache", help="candidates kept between runs")
     parser.add_argument("--json", type=Path, default=ROOT / "runs" / "spotting_dev_bench.json")
     args = parser.parse_args(argv)
-    if not 1 <= args.members <= 50 or args.workers < 1:
-        print("spotting_dev_bench: --members must be 1-50 and --workers at least 1", file=sys.stderr)
+    if args.workers < 1:
+        print("spotting_dev_bench: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
         settings = SpotTrainingSettings(
@@ -88,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     if args.quick:
         settings = replace(settings, realistic_clips=10, quiet_clips=4, lab_clips=0)
-    training = collect(plan_training_clips(settings, TRAINING_PHOTOS), args.workers, True, args.cache, settings.seconds)
-    groups = groups_per_photo(TRAINING_PHOTOS, args.quick, settings.seconds, args.seed + SCORED_SEED)
+    training = collect(plan_training_clips(settings, DEV_PHOTOS), args.workers, True, args.cache, settings.seconds)
+    groups = groups_per_photo(DEV_PHOTOS, args.quick, settings.seconds, args.seed + DEV_SEED)
     jobs = [("quiet" if group == "quiet" else "realistic", spec) for group, spec in groups]
     scored = collect(jobs, args.workers, True, args.cache / "bench-design", settings.seconds)
     table = threshold_table(scored, leave_one_photo_out(training, settings, scored))
