@@ -67,6 +67,7 @@ from training.synth.photos import HELD_OUT_PHOTOS  # noqa: E402
 from training.synth.realistic import (  # noqa: E402
     MOTION_NUISANCES,
     NUISANCES,
+    SOMETIMES,
     TUNING_PHOTOS,
     RealisticClipSpec,
     RealisticRenderer,
@@ -324,16 +325,22 @@ def run_job(job: Job) -> list[dict]:
 # --- the run --------------------------------------------------------------------------------------------------------
 
 
-def realistic_groups(quick: bool, seconds: float) -> list[tuple[str, RealisticSettings, int]]:
+def realistic_groups(
+    quick: bool, seconds: float, without: frozenset[str] = frozenset()
+) -> list[tuple[str, RealisticSettings, int]]:
     """The realistic set's groups: (name, settings, clips): ``base``, ``base+X`` for each of :data:`SINGLES`,
-    ``mixed`` and the nuisance-only ``quiet``. ``benchmarks/spotting_bound_bench.py`` uses the same design."""
+    ``mixed`` and the nuisance-only ``quiet``. ``benchmarks/spotting_bound_bench.py`` uses the same design.
+    ``without``: nuisances left out of every group (the development bench's ``--without``; the benchmark
+    itself never leaves any out)."""
     per_single, mixed, quiet = (1, 2, 2) if quick else (2, 6, 6)
-    groups = [("base", RealisticSettings(seconds=seconds, nuisances=BASE, sometimes=frozenset()), per_single)]
+    base = BASE - without
+    everything = {"nuisances": frozenset(NUISANCES) - without, "sometimes": frozenset(SOMETIMES) - without}
+    groups = [("base", RealisticSettings(seconds=seconds, nuisances=base, sometimes=frozenset()), per_single)]
     for name in SINGLES:
-        settings = RealisticSettings(seconds=seconds, nuisances=BASE | {name}, sometimes=frozenset())
+        settings = RealisticSettings(seconds=seconds, nuisances=base | ({name} - without), sometimes=frozenset())
         groups.append((f"base+{name}", settings, per_single))
-    groups.append(("mixed", RealisticSettings(seconds=seconds), mixed))
-    groups.append(("quiet", RealisticSettings(seconds=seconds, micro=0), quiet))
+    groups.append(("mixed", RealisticSettings(seconds=seconds, **everything), mixed))
+    groups.append(("quiet", RealisticSettings(seconds=seconds, micro=0, **everything), quiet))
     return groups
 
 
@@ -344,7 +351,7 @@ DEV_SEED = 5000
 
 
 def groups_per_photo(
-    photos: Sequence[str], quick: bool, seconds: float, seed: int
+    photos: Sequence[str], quick: bool, seconds: float, seed: int, without: frozenset[str] = frozenset()
 ) -> list[tuple[str, RealisticClipSpec]]:
     """(group, clip) of every realistic group (:func:`realistic_groups`) for each photo on its own, so that a
     leave-one-photo-out run scores every group on every face (``spotting_bound_bench.py``, ``spotting_dev_bench.py``,
@@ -352,7 +359,7 @@ def groups_per_photo(
     out = []
     for number, photo in enumerate(photos):
         faces = load_face_photos(photo_files([photo]))
-        for g, (group, settings, count) in enumerate(realistic_groups(quick, seconds)):
+        for g, (group, settings, count) in enumerate(realistic_groups(quick, seconds, without)):
             out += [(group, s) for s in plan_realistic_clips(faces, settings, seed + 97 * number + 1000 * g, count)]
     return out
 

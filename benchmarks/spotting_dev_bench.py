@@ -44,6 +44,7 @@ from training.spotting import (  # noqa: E402
     plan_training_clips,
     threshold_table,
 )
+from training.synth.realistic import NUISANCES  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,6 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             default=value,
             help=f"the trainer's {name} clips to learn from (its default: {value})",
         )
+    parser.add_argument(
+        "--without",
+        nargs="+",
+        default=[],
+        choices=sorted(NUISANCES),
+        metavar="NUISANCE",
+        help="leave these nuisances out of every realistic and nuisance-only clip, trained on and scored (what "
+        f"does each one cost the spotter?): any of {', '.join(NUISANCES)}",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer clips (a smoke run; its figures mean little)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
@@ -85,15 +95,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     if args.quick:
         settings = replace(settings, realistic_clips=10, quiet_clips=4, lab_clips=0)
-    training = collect(plan_training_clips(settings, DEV_PHOTOS), args.workers, True, args.cache, settings.seconds)
-    groups = groups_per_photo(DEV_PHOTOS, args.quick, settings.seconds, args.seed + DEV_SEED)
+    without = frozenset(args.without)
+    # a clip's cache name does not say which nuisances it shows: clips without some go to a folder of their own
+    cache = args.cache / ("without-" + "+".join(sorted(without))) if without else args.cache
+    training = collect(plan_training_clips(settings, DEV_PHOTOS, without), args.workers, True, cache, settings.seconds)
+    groups = groups_per_photo(DEV_PHOTOS, args.quick, settings.seconds, args.seed + DEV_SEED, without)
     jobs = [("quiet" if group == "quiet" else "realistic", spec) for group, spec in groups]
-    scored = collect(jobs, args.workers, True, args.cache / "bench-design", settings.seconds)
+    scored = collect(jobs, args.workers, True, cache / "bench-design", settings.seconds)
     table = threshold_table(scored, leave_one_photo_out(training, settings, scored))
 
+    left_out = f", without {', '.join(sorted(without))}" if without else ""
     print(
         f"\nspotting dev set: trained on {len(training)} clips of the training photos, scored on {len(scored)} "
-        f"bench-design clips of the photo left out ({time.perf_counter() - started:.0f} s)"
+        f"bench-design clips of the photo left out{left_out} ({time.perf_counter() - started:.0f} s)"
     )
     print(f"  {'threshold':>9}  {'P':>5} {'R':>5} {'F1':>5}  {'F1 95 %':>11}  {'FA/min':>6}  {'FA/min quiet':>12}")
     for row in table:
@@ -105,7 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{q.get('false_per_minute') or 0:>12.2f}"
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    facts = {"command": " ".join(sys.argv), "settings": asdict(settings), "quick": args.quick}
+    facts = {
+        "command": " ".join(sys.argv),
+        "settings": asdict(settings),
+        "quick": args.quick,
+        "without": sorted(without),
+    }
     args.json.write_text(json.dumps({**facts, "clips": [len(training), len(scored)], "table": table}, indent=1))
     print(f"\nJSON: {args.json}")
     return 0

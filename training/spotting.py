@@ -165,20 +165,24 @@ def collect_clip(job: tuple[str, object]) -> ClipFeatures:
     )
 
 
-def plan_training_clips(settings: SpotTrainingSettings, photos: Sequence[str]) -> list[tuple[str, object]]:
-    """The clips to learn from, all of the given (training) photos."""
+def plan_training_clips(
+    settings: SpotTrainingSettings, photos: Sequence[str], without: frozenset[str] = frozenset()
+) -> list[tuple[str, object]]:
+    """The clips to learn from, all of the given (training) photos. ``without``: nuisances left out of the
+    realistic and nuisance-only clips (a development bench's question: what does each one cost?)."""
     from training.synth.faces import load_face_photos
-    from training.synth.realistic import RealisticSettings, photo_files, plan_realistic_clips
+    from training.synth.realistic import NUISANCES, SOMETIMES, RealisticSettings, photo_files, plan_realistic_clips
     from training.synth.videos import VideoSettings, plan_clips
 
     faces = load_face_photos(photo_files(photos))
     jobs: list[tuple[str, object]] = []
     seed = settings.seed
+    kept = {"nuisances": frozenset(NUISANCES) - without, "sometimes": frozenset(SOMETIMES) - without}
     if settings.realistic_clips:
-        realistic = RealisticSettings(seconds=settings.seconds)
+        realistic = RealisticSettings(seconds=settings.seconds, **kept)
         jobs += [("realistic", s) for s in plan_realistic_clips(faces, realistic, seed + 101, settings.realistic_clips)]
     if settings.quiet_clips:
-        quiet = RealisticSettings(seconds=settings.seconds, micro=0)
+        quiet = RealisticSettings(seconds=settings.seconds, micro=0, **kept)
         jobs += [("quiet", s) for s in plan_realistic_clips(faces, quiet, seed + 202, settings.quiet_clips)]
     if settings.lab_clips:
         lab = VideoSettings(fps=30.0, frame_size=(640, 480))

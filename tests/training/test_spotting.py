@@ -18,6 +18,7 @@ from training.spotting import (
     events_from_probabilities,
     label_candidates,
     leave_one_photo_out,
+    plan_training_clips,
     score_events,
     threshold_table,
     train_spotter,
@@ -110,6 +111,18 @@ def test_leave_one_photo_out_scores_other_clips_with_a_model_that_never_saw_thei
     assert len(leave_one_photo_out(training, settings)) == 2  # without ``scored``: the training clips themselves
     with pytest.raises(UserInputError, match=r"c\.png"):
         leave_one_photo_out(training, settings, [_labelled("c.png", 1.0, 10)])
+
+
+def test_planned_clips_leave_out_the_nuisances_asked_and_only_those():
+    settings = SpotTrainingSettings(realistic_clips=4, quiet_clips=2, lab_clips=1)
+    plain = plan_training_clips(settings, ["grace_hopper"])
+    without = plan_training_clips(settings, ["grace_hopper"], frozenset({"talking", "noise", "occlusion"}))
+    assert [kind for kind, _ in plain] == [kind for kind, _ in without] == ["realistic"] * 4 + ["quiet"] * 2 + ["lab"]
+    realistic = [spec for kind, spec in without if kind != "lab"]
+    assert all(not {"talking", "noise", "occlusion"} & spec.nuisances for spec in realistic)
+    assert all({"face_motion", "sway", "compression"} <= spec.nuisances for spec in realistic)
+    assert all({"talking", "noise"} <= spec.nuisances for kind, spec in plain if kind != "lab")
+    assert repr(plain[-1][1]) == repr(without[-1][1])  # the lab clip is the lab set's, whatever is left out
 
 
 def test_the_benchmarks_held_out_faces_are_refused():
