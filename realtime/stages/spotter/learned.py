@@ -210,17 +210,7 @@ class LearnedFaceSpotter(FaceSpotter):
         self._reference += alpha * (face - self._reference)
         if t_ms - self._jacobian_ms >= opts.jacobian_ms:
             self._jacobian, self._gradient_sums, self._jacobian_ms = None, None, t_ms
-
-        self._times.append(t_ms)
-        self._frames.append(frame_index)
-        self._motion.append(motion)
-        lag = max(SCALES_MS)
-        while len(self._times) > 2 and t_ms - self._times[1] > 2.0 * lag + CONTEXT_MS + 1.0:
-            self._times.popleft()
-            self._frames.popleft()
-            self._motion.popleft()
-        candidate = self._candidate(t_ms - lag)
-        self.last_candidate = candidate
+        candidate = self.candidate_from_motion(frame_index, t_ms, motion)
         events: tuple[SpottedEvent, ...] = ()
         signal = 0.0
         region_motion = dict.fromkeys(REGIONS, 0.0)  # every region, as the rule spotter gives them, from frame 1
@@ -245,6 +235,23 @@ class LearnedFaceSpotter(FaceSpotter):
             -1,
             region_motion,
         )
+
+    def candidate_from_motion(self, frame_index: int, t_ms: float, motion: np.ndarray) -> Candidate | None:
+        """Keep one frame's cell motion (cells × 2, crop pixels, median removed) in the history and return the
+        candidate ``lag`` behind it (also ``last_candidate``). :meth:`update` calls it with the measured motion;
+        ``benchmarks/spotting_exact_cells_bench.py`` calls it with the generator's exact motion instead."""
+        if self._start_ms is None:
+            self._start_ms = t_ms
+        self._times.append(t_ms)
+        self._frames.append(frame_index)
+        self._motion.append(motion)
+        lag = max(SCALES_MS)
+        while len(self._times) > 2 and t_ms - self._times[1] > 2.0 * lag + CONTEXT_MS + 1.0:
+            self._times.popleft()
+            self._frames.popleft()
+            self._motion.popleft()
+        self.last_candidate = self._candidate(t_ms - lag)
+        return self.last_candidate
 
     def _nearest(self, t_ms: float) -> int:
         """Index into the history of the frame nearest ``t_ms``."""
