@@ -71,6 +71,20 @@ def group_rows(
     return out
 
 
+def print_table(table: list[dict]) -> None:
+    """The threshold table: realistic P, R, F1 (with its interval) and false alarms a minute, and those of the
+    nuisance-only clips."""
+    print(f"  {'threshold':>9}  {'P':>5} {'R':>5} {'F1':>5}  {'F1 95 %':>11}  {'FA/min':>6}  {'FA/min quiet':>12}")
+    for row in table:
+        r, q = row.get("realistic", {}), row.get("quiet", {})
+        low, high = r.get("f1_ci95") or (0.0, 0.0)
+        print(
+            f"  {row['threshold']:>9}  {r.get('precision', 0):>5.2f} {r.get('recall', 0):>5.2f} "
+            f"{r.get('f1', 0):>5.2f}  {low:>5.2f}-{high:<5.2f}  {r.get('false_per_minute') or 0:>6.2f}  "
+            f"{q.get('false_per_minute') or 0:>12.2f}"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=1, help="MLPs averaged per fold (the trainer's default: 5)")
@@ -136,15 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\nspotting dev set: trained on {len(training)} clips of the training photos, scored on {len(scored)} "
         f"bench-design clips of the photo left out{left_out} ({time.perf_counter() - started:.0f} s)"
     )
-    print(f"  {'threshold':>9}  {'P':>5} {'R':>5} {'F1':>5}  {'F1 95 %':>11}  {'FA/min':>6}  {'FA/min quiet':>12}")
-    for row in table:
-        r, q = row.get("realistic", {}), row.get("quiet", {})
-        low, high = r.get("f1_ci95") or (0.0, 0.0)
-        print(
-            f"  {row['threshold']:>9}  {r.get('precision', 0):>5.2f} {r.get('recall', 0):>5.2f} "
-            f"{r.get('f1', 0):>5.2f}  {low:>5.2f}-{high:<5.2f}  {r.get('false_per_minute') or 0:>6.2f}  "
-            f"{q.get('false_per_minute') or 0:>12.2f}"
-        )
+    print_table(table)
     print(f"\n  by group at threshold {chosen} (the trainer's rule: best F1 within the false-alarm budget)")
     print(f"  {'group':<20} {'found':>9} {'P':>5} {'R':>5} {'F1':>5}  {'FA/min':>6}")
     for group, row in by_group.items():

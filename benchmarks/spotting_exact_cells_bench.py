@@ -39,7 +39,7 @@ for folder in (ROOT, ROOT / "benchmarks"):
         sys.path.insert(0, str(folder))
 
 from spotting_bound_bench import GRID, exact_track, plan  # noqa: E402
-from spotting_dev_bench import group_rows  # noqa: E402
+from spotting_dev_bench import group_rows, print_table  # noqa: E402
 
 from realtime.stages.spotter import SpotterOptions, median_of  # noqa: E402
 from realtime.stages.spotter.learned import FACE_PARTS, LearnedFaceSpotter  # noqa: E402
@@ -129,15 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\nexact cells through the learned spotter's features: trained on {len(training)} clips, scored on "
         f"{len(scored)} of the photo left out ({time.perf_counter() - started:.0f} s)"
     )
-    print(f"  {'threshold':>9}  {'P':>5} {'R':>5} {'F1':>5}  {'F1 95 %':>11}  {'FA/min':>6}  {'FA/min quiet':>12}")
-    for row in table:
-        r, q = row.get("realistic", {}), row.get("quiet", {})
-        low, high = r.get("f1_ci95") or (0.0, 0.0)
-        print(
-            f"  {row['threshold']:>9}  {r.get('precision', 0):>5.2f} {r.get('recall', 0):>5.2f} "
-            f"{r.get('f1', 0):>5.2f}  {low:>5.2f}-{high:<5.2f}  {r.get('false_per_minute') or 0:>6.2f}  "
-            f"{q.get('false_per_minute') or 0:>12.2f}"
-        )
+    print_table(table)
     by_group = group_rows(groups, scored, probabilities, chosen)
     print(f"\n  by group at threshold {chosen}")
     for group, row in by_group.items():
