@@ -67,11 +67,11 @@ from training.synth.photos import HELD_OUT_PHOTOS  # noqa: E402
 from training.synth.realistic import (  # noqa: E402
     MOTION_NUISANCES,
     NUISANCES,
-    SOMETIMES,
     TUNING_PHOTOS,
     RealisticClipSpec,
     RealisticRenderer,
     RealisticSettings,
+    leaving_out,
     photo_files,
     plan_realistic_clips,
     write_realistic_clip,
@@ -333,15 +333,13 @@ def realistic_groups(
     ``without``: nuisances left out of every group (the development bench's ``--without``; the benchmark
     itself never leaves any out)."""
     per_single, mixed, quiet = (1, 2, 2) if quick else (2, 6, 6)
-    base = BASE - without
-    everything = {"nuisances": frozenset(NUISANCES) - without, "sometimes": frozenset(SOMETIMES) - without}
-    groups = [("base", RealisticSettings(seconds=seconds, nuisances=base, sometimes=frozenset()), per_single)]
+    groups = [("base", RealisticSettings(seconds=seconds, nuisances=BASE, sometimes=frozenset()), per_single)]
     for name in SINGLES:
-        settings = RealisticSettings(seconds=seconds, nuisances=base | ({name} - without), sometimes=frozenset())
+        settings = RealisticSettings(seconds=seconds, nuisances=BASE | {name}, sometimes=frozenset())
         groups.append((f"base+{name}", settings, per_single))
-    groups.append(("mixed", RealisticSettings(seconds=seconds, **everything), mixed))
-    groups.append(("quiet", RealisticSettings(seconds=seconds, micro=0, **everything), quiet))
-    return groups
+    groups.append(("mixed", RealisticSettings(seconds=seconds), mixed))
+    groups.append(("quiet", RealisticSettings(seconds=seconds, micro=0), quiet))
+    return [(name, leaving_out(settings, without), count) for name, settings, count in groups]
 
 
 DEV_PHOTOS = tuple(sorted(TUNING_PHOTOS))

@@ -126,6 +126,17 @@ def _mean_motion(own: np.ndarray, mesh, centres: np.ndarray, half: np.ndarray, s
     return moved.reshape(len(own), len(centres), len(offsets), 2).mean(axis=2)
 
 
+def cell_grid(neutral: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``GRID``×``GRID`` cells over the face's landmark box (widened upwards for the brows' skin above the
+    landmarks): their centres (GRID²×2, row by row) and one cell's size (2,), neutral-face pixels."""
+    low, high = neutral.min(axis=0), neutral.max(axis=0)
+    size = high - low
+    low, high = low - np.array([0.05, 0.2]) * size, high + 0.05 * size
+    cell = (high - low) / GRID
+    centres = np.stack(np.meshgrid(*((np.arange(GRID) + 0.5) * cell[i] + low[i] for i in (0, 1))), axis=-1)
+    return centres.reshape(-1, 2), cell
+
+
 def exact_track(job: tuple[str, str, RealisticClipSpec]) -> Track:
     """A clip's exact own movement, from the generator's mesh (no pixels are rendered)."""
     role, group, spec = job
@@ -136,12 +147,8 @@ def exact_track(job: tuple[str, str, RealisticClipSpec]) -> Track:
     shift_px = renderer.iod * spec.shift_iod
     rest = mesh.project(still, spec.yaw_deg, spec.pitch_deg, spec.roll_deg, spec.scale, shift_px, spec.pan_px)
     own = renderer.vertices - rest  # every vertex, pixels; the border's is zero
-    low, high = renderer.neutral.min(axis=0), renderer.neutral.max(axis=0)
-    size = high - low
-    low, high = low - np.array([0.05, 0.2]) * size, high + 0.05 * size  # the brows' skin above the landmarks
-    cell = (high - low) / GRID
-    centres = np.stack(np.meshgrid(*((np.arange(GRID) + 0.5) * cell[i] + low[i] for i in (0, 1))), axis=-1)
-    cells = _mean_motion(own, mesh, centres.reshape(-1, 2), cell / 2.0, SAMPLES_PER_CELL)
+    centres, cell = cell_grid(renderer.neutral)
+    cells = _mean_motion(own, mesh, centres, cell / 2.0, SAMPLES_PER_CELL)
     half = np.full(2, PATCH_IOD * renderer.iod)
     patches = _mean_motion(own, mesh, renderer.neutral, half, SAMPLES_PER_PATCH)
     landmarks = renderer.landmarks - renderer.rest_landmarks

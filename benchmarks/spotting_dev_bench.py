@@ -65,8 +65,7 @@ def group_rows(
     out: dict[str, dict] = {}
     for group in dict.fromkeys(name for name, _ in groups):
         chosen = [i for i, (name, _) in enumerate(groups) if name == group]
-        rows = threshold_table([scored[i] for i in chosen], [probabilities[i] for i in chosen])
-        row = next(r for r in rows if r["threshold"] == threshold)
+        (row,) = threshold_table([scored[i] for i in chosen], [probabilities[i] for i in chosen], (threshold,))
         out[group] = row.get("quiet") or row.get("realistic")
     return out
 

@@ -14,8 +14,10 @@ development clips (the trainer's realistic and nuisance-only clips to learn from
 bench does not plan). Training photos only; about 1.5 minutes on 2 cores.
 
 At stop 28: F1 0.49 at threshold 0.8 (5.6 false alarms a minute on the realistic clips, 2.8 on the nuisance-only
-ones), none within one false alarm a minute: no better than the measured cells (0.57). The spotter's
-features, not its measurement, are what stand between it and the bound.
+ones), none within one false alarm a minute: no better than the measured cells (0.57), so perfect cells alone
+do not help. The same events scored by the bound's rule (apex inside the true interval) reach 0.72-0.76 with the
+bound's per-cell features added: the apexes are found, and the interval (apex ± the best contrast scale, mostly
+33 ms on exact motion) is what fails IoU 0.5 (``weights/SPOTTER.md``).
 
     .venv/bin/python benchmarks/spotting_exact_cells_bench.py [--quick] [--workers 2] [--json runs/....json]
 """
@@ -38,7 +40,7 @@ for folder in (ROOT, ROOT / "benchmarks"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from spotting_bound_bench import GRID, exact_track, plan  # noqa: E402
+from spotting_bound_bench import cell_grid, exact_track, plan  # noqa: E402
 from spotting_dev_bench import group_rows, print_table  # noqa: E402
 
 from realtime.stages.spotter import SpotterOptions, median_of  # noqa: E402
@@ -57,14 +59,9 @@ CROP_PER_IOD = 128.0 / 2.2  # about how many crop pixels one IOD spans in the sp
 
 
 def cell_parts(neutral: np.ndarray) -> list[np.ndarray]:
-    """The bound bench's 8×8 cells over the face's landmark box, grouped by the face part of the nearest
+    """The bound bench's cells (:func:`spotting_bound_bench.cell_grid`), grouped by the face part of the nearest
     landmark (as the spotter groups its own cells)."""
-    low, high = neutral.min(axis=0), neutral.max(axis=0)
-    size = high - low
-    low, high = low - np.array([0.05, 0.2]) * size, high + 0.05 * size
-    cell = (high - low) / GRID
-    axes = [(np.arange(GRID) + 0.5) * cell[i] + low[i] for i in (0, 1)]
-    centres = np.stack(np.meshgrid(*axes), axis=-1).reshape(-1, 2)
+    centres, _ = cell_grid(neutral)
     nearest = np.argmin(np.linalg.norm(centres[:, None] - neutral[None], axis=2), axis=1)
     part_of = np.zeros(len(neutral), int)
     for number, indices in enumerate(FACE_PARTS.values()):

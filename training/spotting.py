@@ -171,18 +171,17 @@ def plan_training_clips(
     """The clips to learn from, all of the given (training) photos. ``without``: nuisances left out of the
     realistic and nuisance-only clips (a development bench's question: what does each one cost?)."""
     from training.synth.faces import load_face_photos
-    from training.synth.realistic import NUISANCES, SOMETIMES, RealisticSettings, photo_files, plan_realistic_clips
+    from training.synth.realistic import RealisticSettings, leaving_out, photo_files, plan_realistic_clips
     from training.synth.videos import VideoSettings, plan_clips
 
     faces = load_face_photos(photo_files(photos))
     jobs: list[tuple[str, object]] = []
     seed = settings.seed
-    kept = {"nuisances": frozenset(NUISANCES) - without, "sometimes": frozenset(SOMETIMES) - without}
     if settings.realistic_clips:
-        realistic = RealisticSettings(seconds=settings.seconds, **kept)
+        realistic = leaving_out(RealisticSettings(seconds=settings.seconds), without)
         jobs += [("realistic", s) for s in plan_realistic_clips(faces, realistic, seed + 101, settings.realistic_clips)]
     if settings.quiet_clips:
-        quiet = RealisticSettings(seconds=settings.seconds, micro=0, **kept)
+        quiet = leaving_out(RealisticSettings(seconds=settings.seconds, micro=0), without)
         jobs += [("quiet", s) for s in plan_realistic_clips(faces, quiet, seed + 202, settings.quiet_clips)]
     if settings.lab_clips:
         lab = VideoSettings(fps=30.0, frame_size=(640, 480))
@@ -374,13 +373,15 @@ def score_events(events: list[tuple], truth: dict) -> tuple[int, int, int]:
     return len(megc_match(spots, true)), len(spots), len(true)
 
 
-def threshold_table(clips: list[ClipFeatures], probabilities: list[np.ndarray]) -> list[dict]:
+def threshold_table(
+    clips: list[ClipFeatures], probabilities: list[np.ndarray], thresholds: Sequence[float] = THRESHOLDS
+) -> list[dict]:
     """P, R, F1 on the clips with micro-expressions and false alarms a minute on the nuisance-only clips, for
-    every threshold in :data:`THRESHOLDS`; F1 with its 95 % interval when the clips are drawn again
+    every threshold in ``thresholds`` (:data:`THRESHOLDS`); F1 with its 95 % interval when the clips are drawn again
     (:func:`training.metrics.spotting_f1_interval`: two variants whose intervals overlap much are not told
     apart by these clips)."""
     rows = []
-    for threshold in THRESHOLDS:
+    for threshold in thresholds:
         row: dict = {"threshold": threshold}
         for clip_set in ("realistic", "lab", "quiet"):
             chosen = [(c, p) for c, p in zip(clips, probabilities, strict=True) if c.clip_set == clip_set]

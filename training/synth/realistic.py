@@ -237,6 +237,12 @@ class RealisticSettings:
             )
 
 
+def leaving_out(settings: RealisticSettings, without: frozenset[str]) -> RealisticSettings:
+    """``settings`` with the nuisances ``without`` switched off (a development bench's question: what does each
+    one cost a spotter?)."""
+    return dataclasses.replace(settings, nuisances=settings.nuisances - without, sometimes=settings.sometimes - without)
+
+
 # --- what a clip shows ----------------------------------------------------------------------------------------------
 
 
