@@ -130,24 +130,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     started = time.perf_counter()
-    if args.quick:
-        settings = replace(settings, realistic_clips=10, quiet_clips=4, lab_clips=0)
     without = frozenset(args.without)
+    settings, training_jobs, groups = planned_clips(settings, args.quick, args.seed, without)
     # a clip's cache name does not say which nuisances it shows: clips without some go to a folder of their own
     cache = args.cache / ("without-" + "+".join(sorted(without))) if without else args.cache
-    training = collect(plan_training_clips(settings, DEV_PHOTOS, without), args.workers, True, cache, settings.seconds)
-    groups = groups_per_photo(DEV_PHOTOS, args.quick, settings.seconds, args.seed + DEV_SEED, without)
-    jobs = [("quiet" if group == "quiet" else "realistic", spec) for group, spec in groups]
-    scored = collect(jobs, args.workers, True, cache / "bench-design", settings.seconds)
+    training = collect(training_jobs, args.workers, True, cache, settings.seconds)
+    scored = collect(scored_jobs(groups), args.workers, True, cache / "bench-design", settings.seconds)
+    left_out = f", without {', '.join(sorted(without))}" if without else ""
+    facts = {
+        "command": " ".join(sys.argv),
+        "settings": asdict(settings),
+        "quick": args.quick,
+        "without": sorted(without),
+    }
+    report(training, scored, groups, settings, f"spotting dev set{left_out}", started, args.json, facts)
+    return 0
+
+
+def planned_clips(
+    settings: SpotTrainingSettings, quick: bool, seed: int, without: frozenset[str]
+) -> tuple[SpotTrainingSettings, list[tuple[str, object]], list[tuple[str, object]]]:
+    """The development set: the settings (fewer clips with ``quick``), the trainer's clips of the training photos
+    to learn from, and each photo's (group, clip) of the benchmark's design to score."""
+    if quick:
+        settings = replace(settings, realistic_clips=10, quiet_clips=4, lab_clips=0)
+    training = plan_training_clips(settings, DEV_PHOTOS, without)
+    groups = groups_per_photo(DEV_PHOTOS, quick, settings.seconds, seed + DEV_SEED, without)
+    return settings, training, groups
+
+
+def scored_jobs(groups: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    """The (clip set, clip) jobs of the scored groups: nuisance-only clips count false alarms."""
+    return [("quiet" if group == "quiet" else "realistic", spec) for group, spec in groups]
+
+
+def report(
+    training: list[ClipFeatures],
+    scored: list[ClipFeatures],
+    groups: list[tuple[str, object]],
+    settings: SpotTrainingSettings,
+    title: str,
+    started: float,
+    json_path: Path,
+    facts: dict,
+) -> None:
+    """Leave one photo out, the threshold table, each group's row at the chosen threshold; printed and JSON."""
     probabilities = leave_one_photo_out(training, settings, scored)
     table = threshold_table(scored, probabilities)
     chosen = choose_threshold(table, settings.max_false_per_minute)
     by_group = group_rows(groups, scored, probabilities, chosen)
-
-    left_out = f", without {', '.join(sorted(without))}" if without else ""
     print(
-        f"\nspotting dev set: trained on {len(training)} clips of the training photos, scored on {len(scored)} "
-        f"bench-design clips of the photo left out{left_out} ({time.perf_counter() - started:.0f} s)"
+        f"\n{title}: trained on {len(training)} clips of the training photos, scored on {len(scored)} "
+        f"bench-design clips of the photo left out ({time.perf_counter() - started:.0f} s)"
     )
     print_table(table)
     print(f"\n  by group at threshold {chosen} (the trainer's rule: best F1 within the false-alarm budget)")
@@ -157,21 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  {group:<20} {row['hits']:>4} of {row['true']:<2} {row['precision']:>5.2f} {row['recall']:>5.2f} "
             f"{row['f1']:>5.2f}  {row['false_per_minute'] or 0:>6.2f}"
         )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    facts = {
-        "command": " ".join(sys.argv),
-        "settings": asdict(settings),
-        "quick": args.quick,
-        "without": sorted(without),
-    }
-    args.json.write_text(
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(
         json.dumps(
             {**facts, "clips": [len(training), len(scored)], "table": table, "chosen": chosen, "groups": by_group},
             indent=1,
         )
     )
-    print(f"\nJSON: {args.json}")
-    return 0
+    print(f"\nJSON: {json_path}")
 
 
 if __name__ == "__main__":

@@ -118,8 +118,74 @@ def _frames_of(path: Path) -> Iterator:
         yield from source
 
 
-def collect_clip(job: tuple[str, object]) -> ClipFeatures:
-    """Render one clip, read it as the stream does, and collect the learned spotter's candidates."""
+@dataclass(frozen=True)
+class FaceMotion:
+    """One face's cell motion through a clip as the learned spotter measured it: frame indices, times (ms) and
+    each frame's (cells × 2) displacements in crop pixels (median removed), with the cells of each face part and
+    of each spotter region. That is all the spotter's features and decision read, so a change to them can be
+    judged by replaying this (:func:`replay_clip`, seconds) instead of rendering and reading the clip again."""
+
+    face_id: int
+    frames: np.ndarray
+    times_ms: np.ndarray
+    motion: np.ndarray
+    part_cells: tuple[np.ndarray, ...]
+    region_cells: tuple[np.ndarray, ...]
+
+
+class _RecordingSpotter(LearnedFaceSpotter):
+    """The learned spotter, keeping every frame's cell motion it hands to its features."""
+
+    def __init__(self, face_id: int, options: SpotterOptions | None = None) -> None:
+        super().__init__(face_id, options)
+        self._recorded: list[tuple[int, float, np.ndarray]] = []
+
+    def candidate_from_motion(self, frame_index: int, t_ms: float, motion: np.ndarray) -> Candidate | None:
+        self._recorded.append((frame_index, t_ms, motion.copy()))
+        return super().candidate_from_motion(frame_index, t_ms, motion)
+
+    def recording(self) -> FaceMotion:
+        rows = self._recorded
+        return FaceMotion(
+            self.face_id,
+            np.array([r[0] for r in rows], int),
+            np.array([r[1] for r in rows], float),
+            np.stack([r[2] for r in rows]) if rows else np.zeros((0, 0, 2)),
+            tuple(self._part_cells),
+            tuple(self._region_cells),
+        )
+
+
+def _clip_features(
+    name: str,
+    clip_set: str,
+    photo: str,
+    fps: float,
+    n_frames: int,
+    truth: dict,
+    rows: list,
+    indices: list,
+    widths: list,
+) -> ClipFeatures:
+    """A clip's candidates (their features, frame indices and half-widths) labelled from its truth."""
+    frame_indices = np.asarray(indices, int)
+    return ClipFeatures(
+        name,
+        clip_set,
+        photo,
+        fps,
+        n_frames,
+        np.asarray(rows, np.float32).reshape(-1, len(FEATURE_NAMES)),
+        label_candidates(frame_indices, truth),
+        frame_indices,
+        np.asarray(widths, np.float32),
+        truth,
+    )
+
+
+def _run_clip(job: tuple[str, object], spotter_class: type[LearnedFaceSpotter]) -> tuple[ClipFeatures, list]:
+    """Render one clip, read it as the stream does, and run ``spotter_class`` on its first face: the candidates
+    and the spotters (one a face id)."""
     from realtime.stages.capture import Frame
     from realtime.stages.faces import FaceTracker
     from training.synth.realistic import RealisticClipSpec, RealisticRenderer, write_realistic_clip
@@ -143,25 +209,51 @@ def collect_clip(job: tuple[str, object]) -> ClipFeatures:
             if not found.faces:
                 continue
             face = found.faces[0]
-            spotter = spotters.setdefault(face.face_id, LearnedFaceSpotter(face.face_id, SpotterOptions()))
+            if face.face_id not in spotters:  # one spotter a face (not a new one built on every frame)
+                spotters[face.face_id] = spotter_class(face.face_id, SpotterOptions())
+            spotter = spotters[face.face_id]
             spotter.update(frame.index, frame.t_ms, found.gray, face.landmarks)
             candidate = spotter.last_candidate
             if candidate is not None:
                 rows.append(candidate.features)
                 indices.append(candidate.frame_index)
                 widths.append(candidate.halfwidth_ms)
-    frame_indices = np.asarray(indices, int)
-    return ClipFeatures(
-        f"{clip_set}/{spec.name}",
-        clip_set,
-        spec.photo,
-        float(spec.fps),
-        int(spec.n_frames),
-        np.asarray(rows, np.float32).reshape(-1, len(FEATURE_NAMES)),
-        label_candidates(frame_indices, truth),
-        frame_indices,
-        np.asarray(widths, np.float32),
-        truth,
+    name, photo, fps, n_frames = f"{clip_set}/{spec.name}", spec.photo, float(spec.fps), int(spec.n_frames)
+    return _clip_features(name, clip_set, photo, fps, n_frames, truth, rows, indices, widths), list(spotters.values())
+
+
+def collect_clip(job: tuple[str, object]) -> ClipFeatures:
+    """Render one clip, read it as the stream does, and collect the learned spotter's candidates."""
+    return _run_clip(job, LearnedFaceSpotter)[0]
+
+
+def record_clip(job: tuple[str, object]) -> tuple[ClipFeatures, tuple[FaceMotion, ...]]:
+    """:func:`collect_clip`, and the cell motion of every face it measured (what :func:`replay_clip` reads)."""
+    clip, spotters = _run_clip(job, _RecordingSpotter)
+    return clip, tuple(spotter.recording() for spotter in spotters)
+
+
+def replay_clip(clip: ClipFeatures, faces: Sequence[FaceMotion]) -> ClipFeatures:
+    """The clip's candidates made again from its recorded cell motion by today's feature code
+    (:meth:`LearnedFaceSpotter.candidate_from_motion`), in the order the stream made them: equal to
+    :func:`collect_clip`'s as long as the features are unchanged, and a change to the features (not to the
+    measurement) is judged in seconds."""
+    spotters = {}
+    feed = []
+    for number, face in enumerate(faces):
+        spotter = LearnedFaceSpotter(face.face_id, SpotterOptions())
+        spotter._part_cells, spotter._region_cells = list(face.part_cells), list(face.region_cells)
+        spotters[number] = spotter
+        feed += [(int(f), float(t), number, i) for i, (f, t) in enumerate(zip(face.frames, face.times_ms, strict=True))]
+    rows, indices, widths = [], [], []
+    for frame_index, t_ms, number, i in sorted(feed):
+        candidate = spotters[number].candidate_from_motion(frame_index, t_ms, faces[number].motion[i])
+        if candidate is not None:
+            rows.append(candidate.features)
+            indices.append(candidate.frame_index)
+            widths.append(candidate.halfwidth_ms)
+    return _clip_features(
+        clip.name, clip.clip_set, clip.photo, clip.fps, clip.n_frames, clip.truth, rows, indices, widths
     )
 
 
@@ -189,6 +281,13 @@ def plan_training_clips(
     return jobs
 
 
+def _sources(digest, packages) -> None:
+    """Feed every module of ``packages`` to ``digest``."""
+    for package in packages:
+        for path in sorted(Path(package.__file__).parent.glob("*.py")):
+            digest.update(path.read_bytes())
+
+
 def _code_digest() -> str:
     """A digest of the feature names and of the code that makes the candidates (every module of the face stage,
     the spotters, the detection and alignment they call, and the generator that renders the clips): any change
@@ -199,9 +298,31 @@ def _code_digest() -> str:
     import training.synth as synth
 
     digest = hashlib.sha1("|".join(FEATURE_NAMES).encode())
-    for package in (core, faces, spotter, synth):
-        for path in sorted(Path(package.__file__).parent.glob("*.py")):
-            digest.update(path.read_bytes())
+    _sources(digest, (core, faces, spotter, synth))
+    return digest.hexdigest()[:8]
+
+
+MEASUREMENT_METHODS = ("update", "_setup_cells", "_cell_sums", "_cell_motion")  # LearnedFaceSpotter's measuring
+
+
+def measurement_digest() -> str:
+    """A digest of the code that measures the cells' motion (the generator, the face stage and the alignment it
+    calls, the spotters' stabilisation in ``realtime/stages/spotter/__init__.py`` and the learned spotter's
+    :data:`MEASUREMENT_METHODS`), but not of the features made from the motion: a recorded motion
+    (:func:`record_clip`) stays valid through a change of the features and is never reused after a change of the
+    measurement."""
+    import inspect
+
+    import realtime.core as core
+    import realtime.stages.faces as faces
+    import realtime.stages.spotter as spotter
+    import training.synth as synth
+
+    digest = hashlib.sha1()
+    _sources(digest, (core, faces, synth))
+    digest.update(Path(spotter.__file__).read_bytes())
+    for name in MEASUREMENT_METHODS:
+        digest.update(inspect.getsource(getattr(LearnedFaceSpotter, name)).encode())
     return digest.hexdigest()[:8]
 
 
@@ -215,39 +336,82 @@ def _cache_file(cache: Path, job: tuple[str, object], seconds: float) -> Path:
     return cache / f"{clip_set}-{spec.name}-{photo}-s{spec.seed}-{seconds:g}s-{digest}.npz"
 
 
+def _clip_arrays(clip: ClipFeatures) -> dict[str, np.ndarray]:
+    return {
+        "name": np.array(clip.name),
+        "clip_set": np.array(clip.clip_set),
+        "photo": np.array(clip.photo),
+        "fps": np.float64(clip.fps),
+        "n_frames": np.int64(clip.n_frames),
+        "features": clip.features,
+        "labels": clip.labels,
+        "frames": clip.frames,
+        "halfwidth_ms": clip.halfwidth_ms,
+        "truth": np.array(json.dumps(clip.truth)),
+    }
+
+
+def _clip_from_arrays(data) -> ClipFeatures:
+    return ClipFeatures(
+        str(data["name"]),
+        str(data["clip_set"]),
+        str(data["photo"]),
+        float(data["fps"]),
+        int(data["n_frames"]),
+        data["features"],
+        data["labels"],
+        data["frames"],
+        data["halfwidth_ms"],
+        json.loads(str(data["truth"])),
+    )
+
+
 def save_clip_features(clip: ClipFeatures, path: Path) -> None:
     """One clip's candidates as ``.npz`` (arrays, and the truth as JSON), written atomically."""
     with atomic_open(path, "wb", encoding=None) as handle:
-        np.savez(
-            handle,
-            name=np.array(clip.name),
-            clip_set=np.array(clip.clip_set),
-            photo=np.array(clip.photo),
-            fps=np.float64(clip.fps),
-            n_frames=np.int64(clip.n_frames),
-            features=clip.features,
-            labels=clip.labels,
-            frames=clip.frames,
-            halfwidth_ms=clip.halfwidth_ms,
-            truth=np.array(json.dumps(clip.truth)),
-        )
+        np.savez(handle, **_clip_arrays(clip))
 
 
 def load_clip_features(path: Path) -> ClipFeatures:
     """A clip written by :func:`save_clip_features`."""
     with np.load(path, allow_pickle=False) as data:
-        return ClipFeatures(
-            str(data["name"]),
-            str(data["clip_set"]),
-            str(data["photo"]),
-            float(data["fps"]),
-            int(data["n_frames"]),
-            data["features"],
-            data["labels"],
-            data["frames"],
-            data["halfwidth_ms"],
-            json.loads(str(data["truth"])),
+        return _clip_from_arrays(data)
+
+
+def save_recording(clip: ClipFeatures, faces: Sequence[FaceMotion], path: Path) -> None:
+    """A clip's candidates and its faces' recorded cell motion (:func:`record_clip`) as one ``.npz``."""
+    arrays: dict[str, np.ndarray] = {}
+    for number, face in enumerate(faces):
+        key = f"face{number}_"
+        arrays[key + "id"] = np.int64(face.face_id)
+        arrays[key + "frames"], arrays[key + "times_ms"], arrays[key + "motion"] = (
+            face.frames,
+            face.times_ms,
+            face.motion,
         )
+        for name, groups in (("parts", face.part_cells), ("regions", face.region_cells)):
+            arrays[key + name] = np.concatenate([np.asarray(g, int) for g in groups]) if groups else np.zeros(0, int)
+            arrays[key + name + "_sizes"] = np.array([len(g) for g in groups], int)
+    with atomic_open(path, "wb", encoding=None) as handle:
+        np.savez(handle, faces=np.int64(len(faces)), **arrays, **_clip_arrays(clip))
+
+
+def load_recording(path: Path) -> tuple[ClipFeatures, tuple[FaceMotion, ...]]:
+    """A clip written by :func:`save_recording`."""
+    with np.load(path, allow_pickle=False) as data:
+        faces = []
+        for number in range(int(data["faces"])):
+            key = f"face{number}_"
+            cells = []
+            for name in ("parts", "regions"):
+                bounds = np.cumsum(data[key + name + "_sizes"])[:-1]
+                cells.append(tuple(np.split(data[key + name], bounds)))
+            faces.append(
+                FaceMotion(
+                    int(data[key + "id"]), data[key + "frames"], data[key + "times_ms"], data[key + "motion"], *cells
+                )
+            )
+        return _clip_from_arrays(data), tuple(faces)
 
 
 def collect(

@@ -1,0 +1,134 @@
+"""Spotting development set, replayed: the development bench's figures for a change of the learned spotter's
+features or decision in about half a minute instead of a quarter of an hour.
+
+``benchmarks/spotting_dev_bench.py`` renders each of its 300 clips, reads it back as the stream does and runs the
+face stage and the spotter on it: about 13 minutes on 2 cores whenever the spotter's code changes. Most of that
+is the measurement (rendering, H.264, dlib, alignment, each cell's Lucas–Kanade step), which a change of the
+features does not touch. This bench records each clip's measured cell motion once
+(:func:`training.spotting.record_clip`, kept under ``--cache`` and named by
+:func:`training.spotting.measurement_digest`, so a change of the measurement records again and a change of the
+features does not), then makes every candidate again from it with today's feature code
+(:func:`training.spotting.replay_clip`), and trains and scores exactly as the development bench does: the same
+clips, leave-one-photo-out, the stream's decision, IoU >= 0.5. With the committed code the replayed candidates
+are the stream's own, bit for bit (it prints how many clips' candidates are unchanged since they were recorded),
+and so are the figures.
+
+At stop 29 (one MLP a fold): F1 0.56 at threshold 0.8, as the development bench. Variants tried on it that
+stop are in ``weights/SPOTTER.md``.
+
+    .venv/bin/python benchmarks/spotting_replay_bench.py [--quick] [--workers 2] [--cache build/motioncache]
+        [--json runs/spotting_replay_bench.json]
+
+Recording the 300 clips takes about 13 minutes on 2 cores the first time; a replay, about 30 seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for folder in (ROOT, ROOT / "benchmarks"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from spotting_dev_bench import planned_clips, report, scored_jobs  # noqa: E402
+
+from realtime.core.errors import UserInputError  # noqa: E402
+from training.spotting import (  # noqa: E402
+    ClipFeatures,
+    SpotTrainingSettings,
+    load_recording,
+    measurement_digest,
+    record_clip,
+    replay_clip,
+    save_recording,
+)
+
+
+def _recording_file(cache: Path, job: tuple[str, object], seconds: float) -> Path:
+    clip_set, spec = job
+    return (
+        cache / measurement_digest() / f"{clip_set}-{spec.name}-{Path(spec.photo).stem}-s{spec.seed}-{seconds:g}s.npz"
+    )
+
+
+def _record(item: tuple[tuple[str, object], Path]) -> Path:
+    job, path = item
+    clip, faces = record_clip(job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_recording(clip, faces, path)
+    return path
+
+
+def _replay(path: Path) -> tuple[ClipFeatures, bool]:
+    recorded, faces = load_recording(path)
+    clip = replay_clip(recorded, faces)
+    unchanged = clip.features.shape == recorded.features.shape and bool(
+        np.array_equal(clip.features, recorded.features)
+    )
+    return clip, unchanged
+
+
+def replayed(jobs: list[tuple[str, object]], cache: Path, seconds: float, workers: int) -> tuple[list, int]:
+    """Every job's candidates replayed from its recorded motion (recorded first where missing), and how many
+    clips' candidates are the ones recorded with them."""
+    from tqdm import tqdm
+
+    paths = [_recording_file(cache, job, seconds) for job in jobs]
+    missing = [(job, path) for job, path in zip(jobs, paths, strict=True) if not path.is_file()]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        if missing:
+            list(tqdm(pool.map(_record, missing), total=len(missing), desc="recording clips", unit="clip"))
+        results = list(pool.map(_replay, paths, chunksize=8))
+    return [clip for clip, _ in results], sum(unchanged for _, unchanged in results)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=1, help="MLPs averaged per fold (the trainer's default: 5)")
+    parser.add_argument("--quick", action="store_true", help="fewer clips (a smoke run; its figures mean little)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--cache", type=Path, default=ROOT / "build" / "motioncache", help="recorded cell motion kept between runs"
+    )
+    parser.add_argument("--json", type=Path, default=ROOT / "runs" / "spotting_replay_bench.json")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        print("spotting_replay_bench: --workers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        settings = SpotTrainingSettings(seed=args.seed, members=args.members)
+    except UserInputError as error:
+        print(f"spotting_replay_bench: {error}", file=sys.stderr)
+        return 2
+
+    started = time.perf_counter()
+    settings, training_jobs, groups = planned_clips(settings, args.quick, args.seed, frozenset())
+    jobs = training_jobs + scored_jobs(groups)
+    clips, unchanged = replayed(jobs, args.cache, settings.seconds, args.workers)
+    training, scored = clips[: len(training_jobs)], clips[len(training_jobs) :]
+    print(f"replayed {len(clips)} clips; {unchanged} give the candidates recorded with them (features unchanged)")
+    facts = {
+        "command": " ".join(sys.argv),
+        "settings": asdict(settings),
+        "quick": args.quick,
+        "measurement": measurement_digest(),
+        "unchanged_clips": unchanged,
+    }
+    report(training, scored, groups, settings, "spotting dev set, replayed", started, args.json, facts)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
