@@ -133,7 +133,7 @@ class FaceMotion:
     region_cells: tuple[np.ndarray, ...]
 
 
-class _RecordingSpotter(LearnedFaceSpotter):
+class RecordingSpotter(LearnedFaceSpotter):
     """The learned spotter, keeping every frame's cell motion it hands to its features."""
 
     def __init__(self, face_id: int, options: SpotterOptions | None = None) -> None:
@@ -183,7 +183,7 @@ def _clip_features(
     )
 
 
-def _run_clip(job: tuple[str, object], spotter_class: type[LearnedFaceSpotter]) -> tuple[ClipFeatures, list]:
+def run_clip(job: tuple[str, object], spotter_class: type[LearnedFaceSpotter]) -> tuple[ClipFeatures, list]:
     """Render one clip, read it as the stream does, and run ``spotter_class`` on its first face: the candidates
     and the spotters (one a face id)."""
     from realtime.stages.capture import Frame
@@ -224,12 +224,12 @@ def _run_clip(job: tuple[str, object], spotter_class: type[LearnedFaceSpotter]) 
 
 def collect_clip(job: tuple[str, object]) -> ClipFeatures:
     """Render one clip, read it as the stream does, and collect the learned spotter's candidates."""
-    return _run_clip(job, LearnedFaceSpotter)[0]
+    return run_clip(job, LearnedFaceSpotter)[0]
 
 
 def record_clip(job: tuple[str, object]) -> tuple[ClipFeatures, tuple[FaceMotion, ...]]:
     """:func:`collect_clip`, and the cell motion of every face it measured (what :func:`replay_clip` reads)."""
-    clip, spotters = _run_clip(job, _RecordingSpotter)
+    clip, spotters = run_clip(job, RecordingSpotter)
     return clip, tuple(spotter.recording() for spotter in spotters)
 
 
