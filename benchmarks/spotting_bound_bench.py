@@ -56,6 +56,7 @@ for folder in (ROOT, ROOT / "benchmarks"):
 
 from spotting_bench import DEV_PHOTOS, DEV_SEED, groups_per_photo  # noqa: E402
 
+from training.metrics import apex_hits  # noqa: E402
 from training.spotting import APEX_SHARE, SpotTrainingSettings, plan_training_clips, train_model  # noqa: E402
 from training.synth.mesh import barycentric  # noqa: E402
 from training.synth.realistic import RealisticClipSpec, RealisticRenderer  # noqa: E402
@@ -237,18 +238,6 @@ def apexes(frames: np.ndarray, p_micro: np.ndarray, threshold: float) -> list[in
     return out
 
 
-def relaxed_hits(found: list[int], truth: dict) -> int:
-    """Spotted apexes inside a still unmatched true micro-expression (± 1 frame)."""
-    micro = [e for e in truth["events"] if e["kind"] == "micro"]
-    used: set[int] = set()
-    for apex in found:
-        for k, event in enumerate(micro):
-            if k not in used and event["onset_frame"] - 1 <= apex <= event["offset_frame"] + 1:
-                used.add(k)
-                break
-    return len(used)
-
-
 def score(tracks: list[Track], results: list[tuple[np.ndarray, np.ndarray]]) -> list[dict]:
     """P, R, F1 on the scored clips with micro-expressions and false alarms a minute on the nuisance-only
     ones, per threshold, and F1 per group."""
@@ -263,7 +252,9 @@ def score(tracks: list[Track], results: list[tuple[np.ndarray, np.ndarray]]) -> 
                 quiet_spots += len(found)
                 quiet_minutes += len(track.landmarks) / track.fps / 60.0
                 continue
-            hits = relaxed_hits(found, track.truth)
+            hits = apex_hits(
+                found, [(e["onset_frame"], e["offset_frame"]) for e in track.truth["events"] if e["kind"] == "micro"]
+            )
             true = sum(e["kind"] == "micro" for e in track.truth["events"])
             counts = groups.setdefault(track.group, [0, 0, 0])
             for key, value, i in (("hits", hits, 0), ("spots", len(found), 1), ("true", true, 2)):

@@ -195,6 +195,19 @@ def megc_match(
     return hits
 
 
+def apex_hits(apexes: Sequence[int], truth: Sequence[tuple[int, int]], tolerance: int = 1) -> int:
+    """Spotted apexes (frames, in order) that lie inside a still unmatched true interval ``(onset, offset)``,
+    widened by ``tolerance`` frames each side: the looser rule that asks whether the movement was found, not
+    whether its interval was drawn well (the gap between it and :func:`megc_match` is what the intervals cost)."""
+    used: set[int] = set()
+    for apex in apexes:
+        for k, (onset, offset) in enumerate(truth):
+            if k not in used and onset - tolerance <= apex <= offset + tolerance:
+                used.add(k)
+                break
+    return len(used)
+
+
 def spotting_f1(hits: int, spots: int, true: int) -> float:
     """Spotting F1 from pooled counts: 2·hits / (spots + true), 0 when there is nothing to count."""
     return 2.0 * hits / (spots + true) if spots + true else 0.0

@@ -39,7 +39,7 @@ from realtime.core.files import atomic_open
 from realtime.stages.spotter import SpotterOptions
 from realtime.stages.spotter.learned import FEATURE_NAMES, Candidate, LearnedFaceSpotter, RunDecision
 from realtime.stages.spotter.model import CLASSES, SpotModel
-from training.metrics import megc_match, spotting_f1, spotting_f1_interval
+from training.metrics import apex_hits, megc_match, spotting_f1, spotting_f1_interval
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 APEX_SHARE = 0.25  # a candidate within this share of the event's duration of the apex is labelled with its kind
@@ -537,6 +537,13 @@ def score_events(events: list[tuple], truth: dict) -> tuple[int, int, int]:
     return len(megc_match(spots, true)), len(spots), len(true)
 
 
+def apex_rule_hits(events: list[tuple], truth: dict) -> int:
+    """Micro-expression events whose apex lies inside a true one (± 1 frame, :func:`training.metrics.apex_hits`):
+    found, whether or not the interval fits."""
+    true = [(e["onset_frame"], e["offset_frame"]) for e in truth["events"] if e["kind"] == "micro"]
+    return apex_hits([e[1] for e in events if e[3] == "micro"], true)
+
+
 def threshold_table(
     clips: list[ClipFeatures], probabilities: list[np.ndarray], thresholds: Sequence[float] = THRESHOLDS
 ) -> list[dict]:
@@ -551,8 +558,10 @@ def threshold_table(
             chosen = [(c, p) for c, p in zip(clips, probabilities, strict=True) if c.clip_set == clip_set]
             if not chosen:
                 continue
-            scores = [score_events(events_from_probabilities(c, p, threshold), c.truth) for c, p in chosen]
+            events = [(events_from_probabilities(c, p, threshold), c.truth) for c, p in chosen]
+            scores = [score_events(e, truth) for e, truth in events]
             hits, spots, true = (sum(s[i] for s in scores) for i in range(3))
+            found = sum(apex_rule_hits(e, truth) for e, truth in events)
             minutes = sum(c.n_frames / c.fps for c, _ in chosen) / 60.0
             precision = hits / spots if spots else 0.0
             recall = hits / true if true else 0.0
@@ -565,6 +574,8 @@ def threshold_table(
                 "recall": round(recall, 3),
                 "f1": round(f1, 3),
                 "f1_ci95": [round(v, 3) for v in spotting_f1_interval(scores)] if true else None,
+                "apex_rule_hits": found,
+                "apex_rule_f1": round(spotting_f1(found, spots, true), 3),
                 "false_per_minute": round((spots - hits) / minutes, 2) if minutes else None,
             }
         rows.append(row)

@@ -136,3 +136,19 @@ def test_the_spotting_f1_interval_is_a_point_when_every_clip_is_alike_and_narrow
 def test_the_spotting_f1_interval_refuses_impossible_counts(counts):
     with pytest.raises(ValueError):
         metrics.spotting_f1_interval(counts)
+
+
+@pytest.mark.parametrize(
+    "apexes, truth, tolerance, hits",
+    [
+        ([12], [(10, 20)], 1, 1),  # inside
+        ([9], [(10, 20)], 1, 1),  # one frame early: still the movement
+        ([8], [(10, 20)], 1, 0),  # two frames early: not
+        ([8], [(10, 20)], 2, 1),
+        ([12, 15], [(10, 20)], 1, 1),  # one true movement counts once
+        ([12, 31], [(10, 20), (30, 40)], 0, 2),
+        ([], [(10, 20)], 1, 0),
+    ],
+)
+def test_apex_hits_count_true_movements_found_once_whatever_the_interval(apexes, truth, tolerance, hits):
+    assert metrics.apex_hits(apexes, truth, tolerance) == hits
