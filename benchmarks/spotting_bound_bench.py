@@ -57,7 +57,13 @@ for folder in (ROOT, ROOT / "benchmarks"):
 from spotting_bench import DEV_PHOTOS, DEV_SEED, groups_per_photo  # noqa: E402
 
 from training.metrics import apex_hits  # noqa: E402
-from training.spotting import APEX_SHARE, SpotTrainingSettings, plan_training_clips, train_model  # noqa: E402
+from training.spotting import (  # noqa: E402
+    APEX_SHARE,
+    SpotTrainingSettings,
+    micro_intervals,
+    plan_training_clips,
+    train_model,
+)
 from training.synth.mesh import barycentric  # noqa: E402
 from training.synth.realistic import RealisticClipSpec, RealisticRenderer  # noqa: E402
 
@@ -252,9 +258,7 @@ def score(tracks: list[Track], results: list[tuple[np.ndarray, np.ndarray]]) -> 
                 quiet_spots += len(found)
                 quiet_minutes += len(track.landmarks) / track.fps / 60.0
                 continue
-            hits = apex_hits(
-                found, [(e["onset_frame"], e["offset_frame"]) for e in track.truth["events"] if e["kind"] == "micro"]
-            )
+            hits = apex_hits(found, micro_intervals(track.truth))
             true = sum(e["kind"] == "micro" for e in track.truth["events"])
             counts = groups.setdefault(track.group, [0, 0, 0])
             for key, value, i in (("hits", hits, 0), ("spots", len(found), 1), ("true", true, 2)):

@@ -43,14 +43,16 @@ for folder in (ROOT, ROOT / "benchmarks"):
 from spotting_bound_bench import cell_grid, exact_track, plan  # noqa: E402
 from spotting_dev_bench import group_rows, print_table  # noqa: E402
 
-from realtime.stages.spotter import SpotterOptions, median_of  # noqa: E402
-from realtime.stages.spotter.learned import FACE_PARTS, LearnedFaceSpotter  # noqa: E402
+from realtime.stages.spotter import median_of  # noqa: E402
+from realtime.stages.spotter.learned import FACE_PARTS  # noqa: E402
 from training.spotting import (  # noqa: E402
     ClipFeatures,
+    FaceMotion,
     SpotTrainingSettings,
     choose_threshold,
-    label_candidates,
+    clip_features,
     leave_one_photo_out,
+    replay_candidates,
     threshold_table,
 )
 from training.synth.realistic import RealisticClipSpec, RealisticRenderer  # noqa: E402
@@ -70,34 +72,19 @@ def cell_parts(neutral: np.ndarray) -> list[np.ndarray]:
 
 
 def exact_clip(job: tuple[str, str, RealisticClipSpec]) -> tuple[str, str, ClipFeatures]:
-    """(role, group, candidates) of one planned clip, from its exact cell motion."""
+    """(role, group, candidates) of one planned clip, from its exact cell motion (each frame's median over the
+    cells removed, as the spotter removes it) replayed through the spotter's features."""
     role, group, spec = job
     track = exact_track(job)
-    spotter = LearnedFaceSpotter(0, SpotterOptions())
-    spotter._part_cells = cell_parts(RealisticRenderer(spec).neutral)  # its own cells are never set up here
     motion = track.cells.astype(np.float64) * CROP_PER_IOD
-    rows, frames, widths = [], [], []
-    for index, cells in enumerate(motion):
-        candidate = spotter.candidate_from_motion(index, index * 1000.0 / spec.fps, cells - median_of(cells, axis=0))
-        if candidate is not None:
-            rows.append(candidate.features)
-            frames.append(candidate.frame_index)
-            widths.append(candidate.halfwidth_ms)
-    frame_indices = np.asarray(frames, int)
-    clip_set = "quiet" if group == "quiet" else "realistic"
-    features = ClipFeatures(
-        f"{clip_set}/{spec.name}",
-        clip_set,
-        spec.photo,
-        float(spec.fps),
-        int(spec.n_frames),
-        np.asarray(rows, np.float32),
-        label_candidates(frame_indices, track.truth),
-        frame_indices,
-        np.asarray(widths, np.float32),
-        track.truth,
+    motion -= median_of(motion, axis=1)[:, None]
+    frames = np.arange(len(motion))
+    face = FaceMotion(
+        0, frames, frames * 1000.0 / spec.fps, motion, tuple(cell_parts(RealisticRenderer(spec).neutral)), ()
     )
-    return role, group, features
+    clip_set = "quiet" if group == "quiet" else "realistic"
+    name, fps, n_frames = f"{clip_set}/{spec.name}", float(spec.fps), int(spec.n_frames)
+    return role, group, clip_features(name, clip_set, spec.photo, fps, n_frames, track.truth, replay_candidates([face]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -121,8 +121,7 @@ def compare_clip(job: tuple[str, RealisticClipSpec, str]) -> dict:
     """One clip's per-part exact spread, residual spread and correlation (see the module's docstring)."""
     group, spec, weighting = job
     _, spotters = run_clip(("realistic", spec), GeometrySpotter)
-    spotter = max(spotters, key=lambda s: len(s.recording().frames))
-    recording = spotter.recording()
+    spotter, recording = max(((s, s.recording()) for s in spotters), key=lambda pair: len(pair[1].frames))
     renderer = RealisticRenderer(spec)
     scale, rotation, shift = similarity(renderer.neutral, spotter.crop_landmarks)  # crop ≈ s R neutral + t
     labels = spotter.cell_labels

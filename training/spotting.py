@@ -156,29 +156,21 @@ class RecordingSpotter(LearnedFaceSpotter):
         )
 
 
-def _clip_features(
-    name: str,
-    clip_set: str,
-    photo: str,
-    fps: float,
-    n_frames: int,
-    truth: dict,
-    rows: list,
-    indices: list,
-    widths: list,
+def clip_features(
+    name: str, clip_set: str, photo: str, fps: float, n_frames: int, truth: dict, candidates: Sequence[Candidate]
 ) -> ClipFeatures:
-    """A clip's candidates (their features, frame indices and half-widths) labelled from its truth."""
-    frame_indices = np.asarray(indices, int)
+    """A clip's candidates (their features, frame indices and half-widths), labelled from its truth."""
+    frame_indices = np.asarray([c.frame_index for c in candidates], int)
     return ClipFeatures(
         name,
         clip_set,
         photo,
         fps,
         n_frames,
-        np.asarray(rows, np.float32).reshape(-1, len(FEATURE_NAMES)),
+        np.asarray([c.features for c in candidates], np.float32).reshape(-1, len(FEATURE_NAMES)),
         label_candidates(frame_indices, truth),
         frame_indices,
-        np.asarray(widths, np.float32),
+        np.asarray([c.halfwidth_ms for c in candidates], np.float32),
         truth,
     )
 
@@ -203,7 +195,7 @@ def run_clip(job: tuple[str, object], spotter_class: type[LearnedFaceSpotter]) -
         truth = renderer.truth()
         tracker = FaceTracker()
         spotters: dict[int, LearnedFaceSpotter] = {}
-        rows, indices, widths = [], [], []
+        candidates: list[Candidate] = []
         for frame in frames:
             found = tracker.process(frame.image, frame.t_ms)
             if not found.faces:
@@ -213,13 +205,10 @@ def run_clip(job: tuple[str, object], spotter_class: type[LearnedFaceSpotter]) -
                 spotters[face.face_id] = spotter_class(face.face_id, SpotterOptions())
             spotter = spotters[face.face_id]
             spotter.update(frame.index, frame.t_ms, found.gray, face.landmarks)
-            candidate = spotter.last_candidate
-            if candidate is not None:
-                rows.append(candidate.features)
-                indices.append(candidate.frame_index)
-                widths.append(candidate.halfwidth_ms)
+            if spotter.last_candidate is not None:
+                candidates.append(spotter.last_candidate)
     name, photo, fps, n_frames = f"{clip_set}/{spec.name}", spec.photo, float(spec.fps), int(spec.n_frames)
-    return _clip_features(name, clip_set, photo, fps, n_frames, truth, rows, indices, widths), list(spotters.values())
+    return clip_features(name, clip_set, photo, fps, n_frames, truth, candidates), list(spotters.values())
 
 
 def collect_clip(job: tuple[str, object]) -> ClipFeatures:
@@ -233,28 +222,31 @@ def record_clip(job: tuple[str, object]) -> tuple[ClipFeatures, tuple[FaceMotion
     return clip, tuple(spotter.recording() for spotter in spotters)
 
 
-def replay_clip(clip: ClipFeatures, faces: Sequence[FaceMotion]) -> ClipFeatures:
-    """The clip's candidates made again from its recorded cell motion by today's feature code
-    (:meth:`LearnedFaceSpotter.candidate_from_motion`), in the order the stream made them: equal to
-    :func:`collect_clip`'s as long as the features are unchanged, and a change to the features (not to the
-    measurement) is judged in seconds."""
-    spotters = {}
+def replay_candidates(faces: Sequence[FaceMotion]) -> list[Candidate]:
+    """The candidates today's feature code (:meth:`LearnedFaceSpotter.candidate_from_motion`) makes from the
+    faces' cell motion, in frame order, as the stream made them: a fresh spotter a face, told which of its
+    cells belong to which face part and region."""
+    spotters = []
     feed = []
     for number, face in enumerate(faces):
         spotter = LearnedFaceSpotter(face.face_id, SpotterOptions())
         spotter._part_cells, spotter._region_cells = list(face.part_cells), list(face.region_cells)
-        spotters[number] = spotter
+        spotters.append(spotter)
         feed += [(int(f), float(t), number, i) for i, (f, t) in enumerate(zip(face.frames, face.times_ms, strict=True))]
-    rows, indices, widths = [], [], []
+    out = []
     for frame_index, t_ms, number, i in sorted(feed):
         candidate = spotters[number].candidate_from_motion(frame_index, t_ms, faces[number].motion[i])
         if candidate is not None:
-            rows.append(candidate.features)
-            indices.append(candidate.frame_index)
-            widths.append(candidate.halfwidth_ms)
-    return _clip_features(
-        clip.name, clip.clip_set, clip.photo, clip.fps, clip.n_frames, clip.truth, rows, indices, widths
-    )
+            out.append(candidate)
+    return out
+
+
+def replay_clip(clip: ClipFeatures, faces: Sequence[FaceMotion]) -> ClipFeatures:
+    """The clip's candidates made again from its recorded cell motion (:func:`replay_candidates`): equal to
+    :func:`collect_clip`'s as long as the features are unchanged, and a change to the features (not to the
+    measurement) is judged in seconds."""
+    candidates = replay_candidates(faces)
+    return clip_features(clip.name, clip.clip_set, clip.photo, clip.fps, clip.n_frames, clip.truth, candidates)
 
 
 def plan_training_clips(
@@ -530,18 +522,22 @@ def events_from_probabilities(
     return events
 
 
+def micro_intervals(truth: dict) -> list[tuple[int, int]]:
+    """The (onset, offset) frames of a clip's true micro-expressions."""
+    return [(e["onset_frame"], e["offset_frame"]) for e in truth["events"] if e["kind"] == "micro"]
+
+
 def score_events(events: list[tuple], truth: dict) -> tuple[int, int, int]:
     """(hits, spots, true micro-expressions) by the MEGC rule (:func:`training.metrics.megc_match`)."""
     spots = [(e[0], e[2]) for e in events if e[3] == "micro"]
-    true = [(e["onset_frame"], e["offset_frame"]) for e in truth["events"] if e["kind"] == "micro"]
+    true = micro_intervals(truth)
     return len(megc_match(spots, true)), len(spots), len(true)
 
 
 def apex_rule_hits(events: list[tuple], truth: dict) -> int:
     """Micro-expression events whose apex lies inside a true one (± 1 frame, :func:`training.metrics.apex_hits`):
     found, whether or not the interval fits."""
-    true = [(e["onset_frame"], e["offset_frame"]) for e in truth["events"] if e["kind"] == "micro"]
-    return apex_hits([e[1] for e in events if e[3] == "micro"], true)
+    return apex_hits([e[1] for e in events if e[3] == "micro"], micro_intervals(truth))
 
 
 def threshold_table(
