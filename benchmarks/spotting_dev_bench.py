@@ -16,10 +16,12 @@ It also prints each group's figures at the threshold the trainer's rule would pi
 false-alarm budget). ``--without NUISANCE ...`` leaves nuisances out of every clip, trained on and scored,
 so that a run says what each one costs the spotter end to end. At stop 28, within one session: 0.57 at 0.8 with
 every nuisance; 0.56 without the camera's noise and H.264; 0.57 without head sway; 0.74 without the face's own
-motion.
+motion. Clips made without compression are still written as Motion JPEG, whose error is close to H.264's
+(stop 30): ``--lossless`` hands the spotter the rendered frames instead. Without noise and compression, lossless
+(stop 30): 0.57 at 0.8 again, but with 3.0 false alarms a minute and apex-rule F1 0.69 against 0.58.
 
     .venv/bin/python benchmarks/spotting_dev_bench.py [--members 1] [--quick] [--workers 2]
-        [--without NUISANCE ...] [--cache build/spotcache] [--json runs/spotting_dev_bench.json]
+        [--without NUISANCE ... [--lossless]] [--cache build/spotcache] [--json runs/spotting_dev_bench.json]
 
 Collecting the 160 scored clips takes about 7 minutes on 2 cores the first time (and the trainer's 120 clips
 as long, unless ``python -m training spotter --cache`` collected them already); after that, a minute.
@@ -112,6 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="leave these nuisances out of every realistic and nuisance-only clip, trained on and scored (what "
         f"does each one cost the spotter?): any of {', '.join(NUISANCES)}",
     )
+    parser.add_argument(
+        "--lossless",
+        action="store_true",
+        help="with compression left out (--without compression), hand the spotter the rendered frames themselves; "
+        "otherwise such clips are written as Motion JPEG, whose own error is about that of the webcam's H.264",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer clips (a smoke run; its figures mean little)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
@@ -120,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1:
         print("spotting_dev_bench: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.lossless and "compression" not in args.without:
+        print("spotting_dev_bench: --lossless needs --without compression (H.264 is lossy)", file=sys.stderr)
         return 2
     try:
         settings = SpotTrainingSettings(
@@ -138,14 +149,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings, training_jobs, groups = planned_clips(settings, args.quick, args.seed, without)
     # a clip's cache name does not say which nuisances it shows: clips without some go to a folder of their own
     cache = args.cache / ("without-" + "+".join(sorted(without))) if without else args.cache
-    training = collect(training_jobs, args.workers, True, cache, settings.seconds)
-    scored = collect(scored_jobs(groups), args.workers, True, cache / "bench-design", settings.seconds)
+    training = collect(training_jobs, args.workers, True, cache, settings.seconds, args.lossless)
+    scored = collect(scored_jobs(groups), args.workers, True, cache / "bench-design", settings.seconds, args.lossless)
     left_out = f", without {', '.join(sorted(without))}" if without else ""
+    left_out += ", frames read lossless" if args.lossless else ""
     facts = {
         "command": " ".join(sys.argv),
         "settings": asdict(settings),
         "quick": args.quick,
         "without": sorted(without),
+        "lossless": args.lossless,
     }
     report(training, scored, groups, settings, f"spotting dev set{left_out}", started, args.json, facts)
     return 0

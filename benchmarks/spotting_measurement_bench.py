@@ -4,23 +4,29 @@ against the generator's exact motion of the same patch of skin, on development c
 Stop 29 found that the learned spotter's features find 79 % of the micro-expressions' apexes when fed the
 generator's exact cell motion (``spotting_exact_cells_bench.py``, apex rule) and 58 % with the motion it measures:
 the measurement is the loss. This bench says how large the measurement's error is and lets each suspect be
-switched off. For each clip it runs the stream's face stage and the learned spotter (recording its cell motion,
-:func:`training.spotting.run_clip`), maps each measured cell (a box of the aligned crop) to the neutral face by a
-similarity fit of the landmarks, and averages the generator's exact own motion (head pose removed exactly)
-over the same box: by area, or (``--weighting lk``, the default) as a perfect Lucas–Kanade step would weight
-it, by the neutral frame's structure tensor after the crop's blur. Both are compared as the features see them:
-the contrast u(t) − (u(t−k) + u(t+k))/2 at k = 2 frames (67 ms), the exact motion first high-passed by the same
-running average as the spotter's reference face. It prints, per part of the face, the exact motion's spread
-(the face's own motion and the events), the measured-minus-exact residual's spread and their correlation.
+switched off. For each clip it runs the stream's face stage and the learned spotter (recording its cell motion
+and the crop matrix of every frame, :func:`training.spotting.run_clip`) and weights the generator's exact own
+motion (head pose removed exactly) over each measured cell. ``--weighting crop`` (the default, stop 30): every
+crop pixel of the cell is taken back to the frame by that frame's crop matrix and onto the skin by the mesh
+under that frame's head pose, and weighted by the structure tensor of the spotter's own reference crop, as its
+Lucas–Kanade step weights it. ``lk`` and ``area`` (stop 29) map the cell's box to the neutral face by a similarity
+fit of the landmarks instead and weight by the neutral frame's structure tensor, or by area. Both are compared
+as the features see them: the contrast u(t) − (u(t−k) + u(t+k))/2 at k = 2 frames (67 ms), the exact motion first
+high-passed by the same running average as the spotter's reference face. It prints, per part of the face, the
+exact motion's spread (the face's own motion and the events), the measured-minus-exact residual's spread and
+their correlation.
 
-At stop 29, its four base clips (``--weighting lk``, 15 seconds): the face's own motion spreads 0.051 px, the
-residual 0.059, correlation 0.51; without the camera's nuisances (``--without noise compression lighting exposure
-white_balance motion_blur``) 0.045 (0.59); without them and head sway 0.039 (0.64); with area weighting 0.062
-(0.45). The measured motion's frame-to-frame noise is only 0.024 px: the error is slow and per cell, so to the
-features it looks like movement (``weights/SPOTTER.md``).
+At stop 30, its four base clips (crop weighting, 40 seconds; residual sd px, correlation in brackets): as made
+0.059 (0.53); without compression, so written as Motion JPEG, 0.057 (0.56); ``--lossless`` as well, 0.049
+(0.59); also without sensor noise 0.042 (0.64); also without lighting, exposure, white balance and motion blur
+0.036 (0.69); also without head sway 0.033 (0.71); the face's own motion alone 0.028 (0.69), 0.034 (0.62) through
+Motion JPEG. The face's own motion spreads 0.054 px (0.040 alone). The measured motion's frame-to-frame noise is
+only 0.009-0.024 px: the error is slow and per cell, so to the features it looks like movement
+(``weights/SPOTTER.md``). The ``lk`` weighting gives the same figures (stop 29: 0.059 as made), so the landmark
+fit was not what made the error.
 
     .venv/bin/python benchmarks/spotting_measurement_bench.py [--clips 4] [--without NUISANCE ...]
-        [--weighting lk|area] [--json runs/spotting_measurement_bench.json]
+        [--lossless] [--weighting crop|lk|area] [--json runs/spotting_measurement_bench.json]
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ for folder in (ROOT, ROOT / "benchmarks"):
 from spotting_bench import DEV_PHOTOS, DEV_SEED, groups_per_photo  # noqa: E402
 from spotting_bound_bench import SAMPLES_PER_CELL, _mean_motion  # noqa: E402
 
-from realtime.stages.spotter import SpotterOptions  # noqa: E402
+from realtime.stages.spotter import SpotSignal, SpotterOptions  # noqa: E402
 from realtime.stages.spotter.learned import FACE_PARTS  # noqa: E402
 from training.spotting import RecordingSpotter, run_clip  # noqa: E402
 from training.synth.mesh import barycentric  # noqa: E402
@@ -66,6 +72,22 @@ class GeometrySpotter(RecordingSpotter):
         matrix = self._last_matrix
         self.crop_landmarks = points @ matrix[:2, :2].T + matrix[:2, 2]
         self.cell_labels = self._cells.reshape(self._settings.output_size, self._settings.output_size).copy()
+
+    def _crop(self, gray: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        self.crop_matrix = matrix.copy()  # the last crop of a frame is the one its motion is measured on
+        return super()._crop(gray, matrix)
+
+    def _cell_motion(self, face: np.ndarray) -> np.ndarray:
+        motion = super()._cell_motion(face)
+        if not hasattr(self, "first_gradients"):  # the reference's gradients its first Lucas-Kanade step used
+            self.first_gradients = tuple(g.copy() for g in self._gradients)
+        return motion
+
+    def update(self, frame_index: int, t_ms: float, gray: np.ndarray, landmarks: np.ndarray) -> SpotSignal:
+        signal = super().update(frame_index, t_ms, gray, landmarks)
+        self.crop_matrices = getattr(self, "crop_matrices", {})
+        self.crop_matrices[frame_index] = self.crop_matrix
+        return signal
 
 
 def similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -102,6 +124,39 @@ def lk_weighted(
     return np.stack([(sc * p - sb * q) / det, (sa * q - sb * p) / det], axis=-1)
 
 
+def crop_weighted(
+    own: np.ndarray, renderer: RealisticRenderer, spotter: GeometrySpotter, frames: np.ndarray
+) -> np.ndarray:
+    """Each cell's exact motion (len(frames)×K×2, frame px) weighted exactly as the spotter's Lucas–Kanade step
+    weights it: on each frame, every crop pixel of the cell is taken back to the frame by the spotter's own crop
+    matrix, to the patch of skin there by the mesh of the neutral face under that frame's head pose, and
+    weighted by the structure tensor of the spotter's reference crop (its first gradients). No landmark fit."""
+    labels = spotter.cell_labels
+    gx, gy = spotter.first_gradients
+    inside = np.flatnonzero(labels.ravel() >= 0)
+    cells = labels.ravel()[inside]
+    ys, xs = np.divmod(inside, labels.shape[1])
+    crop_points = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float64)
+    a, b, c = (v.ravel()[inside].astype(np.float64) for v in (gx * gx, gx * gy, gy * gy))
+    n = int(labels.max()) + 1
+    sa, sb, sc = (np.bincount(cells, weights=v, minlength=n) for v in (a, b, c))
+    det = sa * sc - sb * sb + 1e-9
+    still = np.zeros((len(own), len(renderer.mesh.face_points), 2))
+    spec = renderer.spec
+    rest = renderer.mesh.project(
+        still, spec.yaw_deg, spec.pitch_deg, spec.roll_deg, spec.scale, renderer.iod * spec.shift_iod, spec.pan_px
+    )
+    out = np.zeros((len(frames), n, 2))
+    for row, t in enumerate(frames):
+        points = crop_points @ np.linalg.inv(spotter.crop_matrices[int(t)]).T
+        vertices, weights = barycentric(points[:, :2], rest[t], renderer.mesh.triangles)
+        moved = np.einsum("pk,pkc->pc", weights, own[t, vertices])
+        p = np.bincount(cells, weights=a * moved[:, 0] + b * moved[:, 1], minlength=n)
+        q = np.bincount(cells, weights=b * moved[:, 0] + c * moved[:, 1], minlength=n)
+        out[row] = np.stack([(sc * p - sb * q) / det, (sa * q - sb * p) / det], axis=-1)
+    return out
+
+
 def high_pass(motion: np.ndarray, fps: float, reference_ms: float) -> np.ndarray:
     """The motion against a running average of itself, as the spotter's reference face follows the face."""
     alpha = 1.0 - math.exp(-(1000.0 / fps) / reference_ms)
@@ -119,8 +174,8 @@ def contrast(motion: np.ndarray, k: int = CONTRAST_FRAMES) -> np.ndarray:
 
 def compare_clip(job: tuple[str, RealisticClipSpec, str]) -> dict:
     """One clip's per-part exact spread, residual spread and correlation (see the module's docstring)."""
-    group, spec, weighting = job
-    _, spotters = run_clip(("realistic", spec), GeometrySpotter)
+    group, spec, weighting, lossless = job
+    _, spotters = run_clip(("realistic", spec), GeometrySpotter, lossless)
     spotter, recording = max(((s, s.recording()) for s in spotters), key=lambda pair: len(pair[1].frames))
     renderer = RealisticRenderer(spec)
     scale, rotation, shift = similarity(renderer.neutral, spotter.crop_landmarks)  # crop ≈ s R neutral + t
@@ -133,13 +188,19 @@ def compare_clip(job: tuple[str, RealisticClipSpec, str]) -> dict:
     rest = renderer.mesh.project(still, spec.yaw_deg, spec.pitch_deg, spec.roll_deg, spec.scale, shift_px, spec.pan_px)
     own = renderer.vertices - rest
     half = cell_px / 2.0 / scale
-    if weighting == "lk":
+    if weighting == "crop":
+        exact = crop_weighted(own, renderer, spotter, recording.frames)
+    elif weighting == "lk":
         exact = lk_weighted(own, renderer, centres, half, SpotterOptions().blur_px / scale)
     else:
         exact = _mean_motion(own, renderer.mesh, centres, np.full(2, half), SAMPLES_PER_CELL)
     crop_points = spotter.crop_landmarks
     crop_iod = float(np.linalg.norm(crop_points[36:42].mean(axis=0) - crop_points[42:48].mean(axis=0)))
-    exact = exact[recording.frames] / renderer.iod * crop_iod
+    if weighting == "crop":  # frame px → crop px by each frame's own crop scale
+        scales = [math.sqrt(abs(np.linalg.det(spotter.crop_matrices[int(t)][:2, :2]))) for t in recording.frames]
+        exact = exact * np.asarray(scales)[:, None, None]
+    else:
+        exact = exact[recording.frames] / renderer.iod * crop_iod
     exact = high_pass(exact - np.median(exact, axis=1, keepdims=True), spec.fps, SpotterOptions().reference_ms)
     true, measured = contrast(exact), contrast(recording.motion)
     noise = recording.motion[1:-1] - 0.5 * (recording.motion[:-2] + recording.motion[2:])
@@ -165,18 +226,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--without", nargs="+", default=[], choices=sorted(NUISANCES), metavar="NUISANCE",
         help=f"leave these nuisances out of the clips (which one makes the error?): any of {', '.join(NUISANCES)}",
     )  # fmt: skip
-    parser.add_argument("--weighting", choices=("lk", "area"), default="lk", help="how the exact motion is averaged")
+    parser.add_argument(
+        "--weighting", choices=("crop", "lk", "area"), default="crop", help="how the exact motion is averaged"
+    )
+    parser.add_argument(
+        "--lossless",
+        action="store_true",
+        help="with --without compression, measure the rendered frames themselves instead of Motion JPEG",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=ROOT / "runs" / "spotting_measurement_bench.json")
     args = parser.parse_args(argv)
     if args.workers < 1 or not 1 <= args.clips <= 50:
         print("spotting_measurement_bench: --workers must be at least 1 and --clips 1-50", file=sys.stderr)
         return 2
+    if args.lossless and "compression" not in args.without:
+        print("spotting_measurement_bench: --lossless needs --without compression (H.264 is lossy)", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     groups = groups_per_photo(DEV_PHOTOS, False, 12.0, DEV_SEED, frozenset(args.without))
     base = [spec for group, spec in groups if group == "base"]
     step = max(1, len(base) // args.clips)
-    jobs = [("base", spec, args.weighting) for spec in base[::step][: args.clips]]
+    jobs = [("base", spec, args.weighting, args.lossless) for spec in base[::step][: args.clips]]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         rows = list(pool.map(compare_clip, jobs))

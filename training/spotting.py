@@ -30,6 +30,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -175,9 +176,13 @@ def clip_features(
     )
 
 
-def run_clip(job: tuple[str, object], spotter_class: type[LearnedFaceSpotter]) -> tuple[ClipFeatures, list]:
+def run_clip(
+    job: tuple[str, object], spotter_class: type[LearnedFaceSpotter], lossless: bool = False
+) -> tuple[ClipFeatures, list]:
     """Render one clip, read it as the stream does, and run ``spotter_class`` on its first face: the candidates
-    and the spotters (one a face id)."""
+    and the spotters (one a face id). A realistic clip is written to a file and read back (H.264, or Motion JPEG
+    when compression is left out: lossy too); ``lossless`` hands a clip without compression its rendered frames
+    directly, so that a bench can ask what the codec itself costs."""
     from realtime.stages.capture import Frame
     from realtime.stages.faces import FaceTracker
     from training.synth.realistic import RealisticClipSpec, RealisticRenderer, write_realistic_clip
@@ -185,7 +190,10 @@ def run_clip(job: tuple[str, object], spotter_class: type[LearnedFaceSpotter]) -
 
     clip_set, spec = job
     with tempfile.TemporaryDirectory(prefix="spot-train-") as folder:
-        if isinstance(spec, RealisticClipSpec):
+        if isinstance(spec, RealisticClipSpec) and lossless and "compression" not in spec.nuisances:
+            renderer = RealisticRenderer(spec)
+            frames = (Frame(i, i * 1000.0 / spec.fps, image) for i, image in enumerate(renderer.frames()))
+        elif isinstance(spec, RealisticClipSpec):
             renderer = RealisticRenderer(spec)
             written, _, _ = write_realistic_clip(renderer, Path(folder))
             frames = _frames_of(Path(folder) / written)
@@ -211,9 +219,9 @@ def run_clip(job: tuple[str, object], spotter_class: type[LearnedFaceSpotter]) -
     return clip_features(name, clip_set, photo, fps, n_frames, truth, candidates), list(spotters.values())
 
 
-def collect_clip(job: tuple[str, object]) -> ClipFeatures:
+def collect_clip(job: tuple[str, object], lossless: bool = False) -> ClipFeatures:
     """Render one clip, read it as the stream does, and collect the learned spotter's candidates."""
-    return run_clip(job, LearnedFaceSpotter)[0]
+    return run_clip(job, LearnedFaceSpotter, lossless)[0]
 
 
 def record_clip(job: tuple[str, object]) -> tuple[ClipFeatures, tuple[FaceMotion, ...]]:
@@ -318,14 +326,15 @@ def measurement_digest() -> str:
     return digest.hexdigest()[:8]
 
 
-def _cache_file(cache: Path, job: tuple[str, object], seconds: float) -> Path:
-    """Where one clip's candidates are kept: named by its set, clip, photo, seed and length, and by a digest
-    of the features and of the code that makes them (:func:`_code_digest`): a change of either, or of the plan,
-    never reuses stale rows."""
+def _cache_file(cache: Path, job: tuple[str, object], seconds: float, lossless: bool = False) -> Path:
+    """Where one clip's candidates are kept: named by its set, clip, photo, seed and length, whether its frames
+    were read lossless, and by a digest of the features and of the code that makes them (:func:`_code_digest`):
+    a change of either, or of the plan, never reuses stale rows."""
     clip_set, spec = job
     digest = _code_digest()
     photo = Path(spec.photo).stem
-    return cache / f"{clip_set}-{spec.name}-{photo}-s{spec.seed}-{seconds:g}s-{digest}.npz"
+    read = "-lossless" if lossless else ""
+    return cache / f"{clip_set}-{spec.name}-{photo}-s{spec.seed}-{seconds:g}s{read}-{digest}.npz"
 
 
 def _clip_arrays(clip: ClipFeatures) -> dict[str, np.ndarray]:
@@ -412,15 +421,17 @@ def collect(
     progress: bool = True,
     cache: Path | None = None,
     seconds: float = 0.0,
+    lossless: bool = False,
 ) -> list[ClipFeatures]:
     """Every clip's candidates, ``workers`` clips at a time (one process each). With ``cache`` (a folder),
-    clips collected before are read back instead of made again (collecting is the slow part of training)."""
+    clips collected before are read back instead of made again (collecting is the slow part of training).
+    ``lossless``: see :func:`run_clip`."""
     from tqdm import tqdm
 
     out: dict[int, ClipFeatures] = {}
     todo = []
     for number, job in enumerate(jobs):
-        path = _cache_file(cache, job, seconds) if cache is not None else None
+        path = _cache_file(cache, job, seconds, lossless) if cache is not None else None
         if path is not None and path.is_file():
             out[number] = load_clip_features(path)
         else:
@@ -436,11 +447,12 @@ def collect(
 
     if workers <= 1:
         for number, job, path in todo:
-            keep(number, path, collect_clip(job))
+            keep(number, path, collect_clip(job, lossless))
     else:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for (number, _, path), result in zip(todo, pool.map(collect_clip, [j for _, j, _ in todo]), strict=True):
+            results = pool.map(partial(collect_clip, lossless=lossless), [j for _, j, _ in todo])
+            for (number, _, path), result in zip(todo, results, strict=True):
                 keep(number, path, result)
     bar.close()
     return [out[number] for number in range(len(jobs))]

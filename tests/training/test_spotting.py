@@ -15,6 +15,7 @@ from training.spotting import (
     ClipFeatures,
     SpotTrainingSettings,
     choose_threshold,
+    collect,
     collect_clip,
     events_from_probabilities,
     label_candidates,
@@ -222,6 +223,20 @@ def test_replaying_a_clips_recorded_cell_motion_gives_the_streams_own_candidates
         np.testing.assert_array_equal(getattr(replayed, name), getattr(clip, name))
         np.testing.assert_array_equal(getattr(streamed, name), getattr(clip, name))
     assert replayed.truth == clip.truth and replayed.name == clip.name
+
+
+def test_lossless_reading_measures_the_rendered_frames_and_is_cached_apart(tmp_path):
+    # without compression a clip is still written as Motion JPEG (lossy); the benches' --lossless hands the
+    # spotter the rendered frames instead, and those candidates must never be mistaken for the others in the cache
+    settings = SpotTrainingSettings(realistic_clips=2, quiet_clips=0, lab_clips=0, seconds=3.0)
+    job = plan_training_clips(settings, ["lenna"], frozenset({"compression"}))[0]
+    written = collect([job], 1, False, tmp_path, settings.seconds)[0]
+    lossless = collect([job], 1, False, tmp_path, settings.seconds, lossless=True)[0]
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    np.testing.assert_array_equal(lossless.frames, written.frames)
+    assert not np.array_equal(lossless.features, written.features)
+    again = collect([job], 1, False, tmp_path, settings.seconds, lossless=True)[0]
+    np.testing.assert_array_equal(again.features, lossless.features)
 
 
 def test_recorded_motion_outlives_a_feature_change_but_not_a_measurement_change(monkeypatch):
