@@ -205,3 +205,30 @@ def test_a_saturated_runs_apex_is_its_strongest_movement_not_its_rounding(p_micr
         features[top[i % len(top)]] = 1.5 if i == strongest else 1.2 + 0.05 * i
         candidates[i] = replace(candidate, features=features)
     assert [event[1] for event in _decide(candidates)] == [apex]
+
+
+@pytest.mark.parametrize(
+    ("p_micro", "returns", "strength", "expected"),
+    [
+        # sure on the rising flank (1), the face peaks and comes back later (2): a micro-expression, apex there
+        ([0.0, 0.99, 0.9, 0.85], [False, False, True, False], [1.0, 1.2, 1.5, 1.1], [(2, "micro")]),
+        # the later candidates rise and fall less clearly than one that does not come back: an expression starts
+        ([0.0, 0.99, 0.9, 0.85], [False, False, True, False], [1.0, 1.2, 1.1, 1.5], [(1, "macro")]),
+        # only an earlier candidate comes back (the knee of an expression's onset): still an expression
+        ([0.0, 0.9, 0.99, 0.85], [False, True, False, False], [1.0, 1.6, 1.2, 1.1], [(2, "macro")]),
+        # nothing comes back: an expression that stays
+        ([0.0, 0.99, 0.9, 0.85], [False, False, False, False], [1.0, 1.2, 1.5, 1.1], [(1, "macro")]),
+    ],
+)
+def test_a_run_sure_before_the_face_peaks_is_judged_again_where_it_rises_and_falls_most(
+    p_micro, returns, strength, expected
+):
+    net, top = (FEATURE_NAMES.index(f"{name}@{round(max(SCALES_MS))}ms") for name in ("net_top", "top1"))
+    candidates = _candidates(30.0, p_micro + [0.0] * 6)
+    for i, (back, z) in enumerate(zip(returns, strength, strict=True)):
+        features = candidates[i].features.copy()
+        features[top] = z
+        features[net] = 0.5 * z if back else 2.0 * z
+        assert comes_back(features) == back
+        candidates[i] = replace(candidates[i], features=features)
+    assert [(event[1], event[2]) for event in _decide(candidates)] == expected
