@@ -64,7 +64,14 @@ LK_SAMPLES = 12  # samples a side of a cell for the Lucas-Kanade weighting
 
 class GeometrySpotter(RecordingSpotter):
     """The recording spotter, also keeping where its cells lie: each crop pixel's cell number and the landmarks
-    in the crop when the cells were laid out (a diagnostic reads the base class's internals on purpose)."""
+    in the crop when the cells were laid out, every frame's crop matrix (frame → crop) and the gradients of its
+    first Lucas–Kanade step (a diagnostic reads the base class's internals on purpose)."""
+
+    def __init__(self, face_id: int, options: SpotterOptions | None = None) -> None:
+        super().__init__(face_id, options)
+        self.crop_matrices: dict[int, np.ndarray] = {}
+        self.first_gradients: tuple[np.ndarray, np.ndarray] | None = None
+        self._crop_matrix = np.eye(3)
 
     def _setup_cells(self) -> None:
         super()._setup_cells()
@@ -74,19 +81,18 @@ class GeometrySpotter(RecordingSpotter):
         self.cell_labels = self._cells.reshape(self._settings.output_size, self._settings.output_size).copy()
 
     def _crop(self, gray: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-        self.crop_matrix = matrix.copy()  # the last crop of a frame is the one its motion is measured on
+        self._crop_matrix = matrix.copy()  # the last crop of a frame is the one its motion is measured on
         return super()._crop(gray, matrix)
 
     def _cell_motion(self, face: np.ndarray) -> np.ndarray:
         motion = super()._cell_motion(face)
-        if not hasattr(self, "first_gradients"):  # the reference's gradients its first Lucas-Kanade step used
+        if self.first_gradients is None:
             self.first_gradients = tuple(g.copy() for g in self._gradients)
         return motion
 
     def update(self, frame_index: int, t_ms: float, gray: np.ndarray, landmarks: np.ndarray) -> SpotSignal:
         signal = super().update(frame_index, t_ms, gray, landmarks)
-        self.crop_matrices = getattr(self, "crop_matrices", {})
-        self.crop_matrices[frame_index] = self.crop_matrix
+        self.crop_matrices[frame_index] = self._crop_matrix
         return signal
 
 
@@ -125,12 +131,13 @@ def lk_weighted(
 
 
 def crop_weighted(
-    own: np.ndarray, renderer: RealisticRenderer, spotter: GeometrySpotter, frames: np.ndarray
+    own: np.ndarray, rest: np.ndarray, triangles: np.ndarray, spotter: GeometrySpotter, frames: np.ndarray
 ) -> np.ndarray:
-    """Each cell's exact motion (len(frames)×K×2, frame px) weighted exactly as the spotter's Lucas–Kanade step
+    """Each cell's exact motion (len(frames)×K×2, crop px) weighted exactly as the spotter's Lucas–Kanade step
     weights it: on each frame, every crop pixel of the cell is taken back to the frame by the spotter's own crop
-    matrix, to the patch of skin there by the mesh of the neutral face under that frame's head pose, and
-    weighted by the structure tensor of the spotter's reference crop (its first gradients). No landmark fit."""
+    matrix, to the patch of skin there by the mesh's ``triangles`` over the neutral face under that frame's head
+    pose (``rest``), and weighted by the structure tensor of the spotter's reference crop (its first
+    gradients). ``own`` is every vertex's own movement (frame px); no landmark fit."""
     labels = spotter.cell_labels
     gx, gy = spotter.first_gradients
     inside = np.flatnonzero(labels.ravel() >= 0)
@@ -141,19 +148,16 @@ def crop_weighted(
     n = int(labels.max()) + 1
     sa, sb, sc = (np.bincount(cells, weights=v, minlength=n) for v in (a, b, c))
     det = sa * sc - sb * sb + 1e-9
-    still = np.zeros((len(own), len(renderer.mesh.face_points), 2))
-    spec = renderer.spec
-    rest = renderer.mesh.project(
-        still, spec.yaw_deg, spec.pitch_deg, spec.roll_deg, spec.scale, renderer.iod * spec.shift_iod, spec.pan_px
-    )
     out = np.zeros((len(frames), n, 2))
     for row, t in enumerate(frames):
-        points = crop_points @ np.linalg.inv(spotter.crop_matrices[int(t)]).T
-        vertices, weights = barycentric(points[:, :2], rest[t], renderer.mesh.triangles)
+        matrix = spotter.crop_matrices[int(t)]
+        points = crop_points @ np.linalg.inv(matrix).T
+        vertices, weights = barycentric(points[:, :2], rest[t], triangles)
         moved = np.einsum("pk,pkc->pc", weights, own[t, vertices])
         p = np.bincount(cells, weights=a * moved[:, 0] + b * moved[:, 1], minlength=n)
         q = np.bincount(cells, weights=b * moved[:, 0] + c * moved[:, 1], minlength=n)
-        out[row] = np.stack([(sc * p - sb * q) / det, (sa * q - sb * p) / det], axis=-1)
+        crop_px = math.sqrt(abs(np.linalg.det(matrix[:2, :2])))  # frame px → crop px on this frame
+        out[row] = crop_px * np.stack([(sc * p - sb * q) / det, (sa * q - sb * p) / det], axis=-1)
     return out
 
 
@@ -172,7 +176,7 @@ def contrast(motion: np.ndarray, k: int = CONTRAST_FRAMES) -> np.ndarray:
     return motion[k:-k] - 0.5 * (motion[: -2 * k] + motion[2 * k :])
 
 
-def compare_clip(job: tuple[str, RealisticClipSpec, str]) -> dict:
+def compare_clip(job: tuple[str, RealisticClipSpec, str, bool]) -> dict:
     """One clip's per-part exact spread, residual spread and correlation (see the module's docstring)."""
     group, spec, weighting, lossless = job
     _, spotters = run_clip(("realistic", spec), GeometrySpotter, lossless)
@@ -189,17 +193,14 @@ def compare_clip(job: tuple[str, RealisticClipSpec, str]) -> dict:
     own = renderer.vertices - rest
     half = cell_px / 2.0 / scale
     if weighting == "crop":
-        exact = crop_weighted(own, renderer, spotter, recording.frames)
-    elif weighting == "lk":
-        exact = lk_weighted(own, renderer, centres, half, SpotterOptions().blur_px / scale)
+        exact = crop_weighted(own, rest, renderer.mesh.triangles, spotter, recording.frames)
     else:
-        exact = _mean_motion(own, renderer.mesh, centres, np.full(2, half), SAMPLES_PER_CELL)
-    crop_points = spotter.crop_landmarks
-    crop_iod = float(np.linalg.norm(crop_points[36:42].mean(axis=0) - crop_points[42:48].mean(axis=0)))
-    if weighting == "crop":  # frame px → crop px by each frame's own crop scale
-        scales = [math.sqrt(abs(np.linalg.det(spotter.crop_matrices[int(t)][:2, :2]))) for t in recording.frames]
-        exact = exact * np.asarray(scales)[:, None, None]
-    else:
+        if weighting == "lk":
+            exact = lk_weighted(own, renderer, centres, half, SpotterOptions().blur_px / scale)
+        else:
+            exact = _mean_motion(own, renderer.mesh, centres, np.full(2, half), SAMPLES_PER_CELL)
+        crop_points = spotter.crop_landmarks
+        crop_iod = float(np.linalg.norm(crop_points[36:42].mean(axis=0) - crop_points[42:48].mean(axis=0)))
         exact = exact[recording.frames] / renderer.iod * crop_iod
     exact = high_pass(exact - np.median(exact, axis=1, keepdims=True), spec.fps, SpotterOptions().reference_ms)
     true, measured = contrast(exact), contrast(recording.motion)

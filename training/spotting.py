@@ -190,15 +190,11 @@ def run_clip(
 
     clip_set, spec = job
     with tempfile.TemporaryDirectory(prefix="spot-train-") as folder:
-        if isinstance(spec, RealisticClipSpec) and lossless and "compression" not in spec.nuisances:
-            renderer = RealisticRenderer(spec)
-            frames = (Frame(i, i * 1000.0 / spec.fps, image) for i, image in enumerate(renderer.frames()))
-        elif isinstance(spec, RealisticClipSpec):
-            renderer = RealisticRenderer(spec)
+        renderer = RealisticRenderer(spec) if isinstance(spec, RealisticClipSpec) else VideoRenderer(spec)
+        if isinstance(spec, RealisticClipSpec) and not (lossless and "compression" not in spec.nuisances):
             written, _, _ = write_realistic_clip(renderer, Path(folder))
             frames = _frames_of(Path(folder) / written)
-        else:
-            renderer = VideoRenderer(spec)
+        else:  # the rendered frames themselves
             frames = (Frame(i, i * 1000.0 / spec.fps, image) for i, image in enumerate(renderer.frames()))
         truth = renderer.truth()
         tracker = FaceTracker()
