@@ -703,6 +703,14 @@ def configure_spotter(parser: argparse.ArgumentParser) -> None:
         f"clips (default {defaults.max_false_per_minute:g})",
     )
     parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="set the model's threshold instead of choosing it on these clips (the table is still printed and "
+        "its own choice kept in the file's facts); make spotter-weights sets the one the development set chooses "
+        "(benchmarks/spotting_replay_bench.py --members 5), whose clips are made as the benchmark makes its own",
+    )
+    parser.add_argument(
         "--photos", default="training", help="training (default) or comma-separated names; held-out faces refused"
     )
     parser.add_argument("--workers", type=int, default=1, help="clips made at once (one process each)")
@@ -738,6 +746,7 @@ def run_spotter(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         members=args.members,
         max_false_per_minute=args.max_false_per_minute,
+        threshold=args.threshold,
     )
     model, table = train_spotter(settings, resolve_photos(args.photos), args.workers, args.progress, args.cache)
     print(
@@ -752,11 +761,13 @@ def run_spotter(args: argparse.Namespace) -> int:
             for name, v in row.items()
             if name != "threshold"
         ]
-        mark = " <- chosen" if row["threshold"] == model.threshold else ""
+        rule = row["threshold"] == model.facts["threshold_by_the_rule_on_these_clips"]
+        mark = (" <- chosen" if rule else "") if args.threshold is None else (" <- the rule's choice" if rule else "")
         print(f"  {row['threshold']:.2f}  " + " | ".join(cells) + mark)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
-    print(f"spotting model -> {args.out} (threshold {model.threshold:.2f})")
+    how = "set by --threshold" if args.threshold is not None else "chosen"
+    print(f"spotting model -> {args.out} (threshold {model.threshold:.2f}, {how})")
     return 0
 
 

@@ -51,7 +51,9 @@ class SpotTrainingSettings:
     """What ``python -m training spotter`` makes and how it trains: clip counts per set (realistic with
     micro-expressions, nuisance-only, lab), their length, the seed, the MLP's hidden sizes, how many MLPs are
     averaged (``members``, each from its own seed), epochs, learning rate and weight decay, and the
-    false-alarm budget the threshold must keep (a minute, on realistic and on nuisance-only clips)."""
+    false-alarm budget the threshold must keep (a minute, on realistic and on nuisance-only clips).
+    ``threshold``: the model's threshold, set instead of chosen by that rule on these clips (None, the default:
+    chosen); for one chosen elsewhere, such as on the development set of ``benchmarks/spotting_replay_bench.py``."""
 
     realistic_clips: int = 100
     quiet_clips: int = 20
@@ -64,6 +66,7 @@ class SpotTrainingSettings:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     max_false_per_minute: float = 1.0
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("realistic_clips", "quiet_clips", "lab_clips"):
@@ -78,6 +81,8 @@ class SpotTrainingSettings:
             raise UserInputError(f"epochs must be at least 1, got {self.epochs}")
         if not 1 <= self.members <= 50:
             raise UserInputError(f"members must be 1-50, got {self.members}")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise UserInputError(f"threshold must lie strictly between 0 and 1, got {self.threshold}")
 
 
 @dataclass(frozen=True)
@@ -648,7 +653,8 @@ def train_spotter(
         raise UserInputError(f"{', '.join(held)} are the benchmark's held-out faces: the spotter never trains on them")
     clips = collect(plan_training_clips(settings, photos), workers, progress, cache, settings.seconds)
     table = threshold_table(clips, leave_one_photo_out(clips, settings))
-    threshold = choose_threshold(table, settings.max_false_per_minute)
+    chosen = choose_threshold(table, settings.max_false_per_minute)
+    threshold = chosen if settings.threshold is None else settings.threshold
     model = train_model(
         np.concatenate([c.features for c in clips]), np.concatenate([c.labels for c in clips]), settings
     )
@@ -662,5 +668,6 @@ def train_spotter(
         "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()},
         "leave_one_photo_out": table,
         "threshold": threshold,
+        "threshold_by_the_rule_on_these_clips": chosen,
     }
     return SpotModel(model.feature_names, model.mean, model.scale, model.members, threshold, CLASSES, facts), table

@@ -138,7 +138,15 @@ def test_the_benchmarks_held_out_faces_are_refused():
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("realistic_clips", -1), ("seconds", 1.0), ("epochs", 0), ("lab_clips", 2.5)]
+    ("field", "value"),
+    [
+        ("realistic_clips", -1),
+        ("seconds", 1.0),
+        ("epochs", 0),
+        ("lab_clips", 2.5),
+        ("threshold", 1.0),
+        ("threshold", 0.0),
+    ],
 )
 def test_settings_refuse_bad_values(field, value):
     with pytest.raises(UserInputError):
@@ -146,7 +154,9 @@ def test_settings_refuse_bad_values(field, value):
 
 
 @pytest.mark.slow
-def test_the_command_writes_a_model_the_spotter_loads(tmp_path, capsys):
+@pytest.mark.parametrize("threshold", [None, 0.85])
+def test_the_command_writes_a_model_the_spotter_loads(tmp_path, capsys, threshold):
+    # without --threshold the rule chooses it on the clips; with it, the file takes it and keeps the rule's choice
     out = tmp_path / "spotter.npz"
     code = training_main(
         [
@@ -168,6 +178,7 @@ def test_the_command_writes_a_model_the_spotter_loads(tmp_path, capsys):
             "--no-progress",
             "--threads",
             "1",
+            *([] if threshold is None else ["--threshold", str(threshold)]),
         ]
     )
     assert code == 0
@@ -176,8 +187,13 @@ def test_the_command_writes_a_model_the_spotter_loads(tmp_path, capsys):
     facts = model.facts
     assert facts["photos"] == ["lenna", "takeo"] and facts["clips"] == {"realistic": 3, "quiet": 1, "lab": 1}
     assert facts["threshold"] == model.threshold
-    assert [row["threshold"] for row in facts["leave_one_photo_out"]]  # the table travels with the weights
-    assert "chosen" in capsys.readouterr().out
+    table = [row["threshold"] for row in facts["leave_one_photo_out"]]  # the table travels with the weights
+    assert facts["threshold_by_the_rule_on_these_clips"] in table
+    out_text = capsys.readouterr().out
+    if threshold is None:
+        assert model.threshold == facts["threshold_by_the_rule_on_these_clips"] and "chosen)" in out_text
+    else:
+        assert model.threshold == threshold and "set by --threshold" in out_text
 
 
 def test_the_command_refuses_a_bad_argument_in_one_line(capsys):
