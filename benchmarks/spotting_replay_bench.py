@@ -161,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": " ".join(sys.argv),
         "settings": asdict(settings),
         "quick": args.quick,
+        "clip_seed": args.seed,  # settings.seed is the MLPs' (--model-seed where given)
         "measurement": measurement_digest(),
         "unchanged_clips": unchanged,
     }
