@@ -101,15 +101,10 @@ def replayed(jobs: list[tuple[str, object]], cache: Path, seconds: float, worker
     return [clip for clip, _ in results], sum(unchanged for _, unchanged in results)
 
 
-def lab_table(training: list[ClipFeatures], settings: SpotTrainingSettings) -> list[dict]:
-    """The trainer's own leave-one-photo-out over its clips (the table ``python -m training spotter`` prints):
-    the lab target (a still face, as in CASME II) is judged here, since the development set's bench-design clips
-    have no lab group."""
-    return threshold_table(training, leave_one_photo_out(training, settings))
-
-
 def print_lab_table(table: list[dict]) -> None:
-    """Lab P, R, F1 (with its interval) per threshold, from :func:`lab_table`."""
+    """Lab P, R, F1 (with its interval) per threshold of the trainer's own leave-one-photo-out over its clips (the
+    table ``python -m training spotter`` prints): the lab target (a still face, as in CASME II) is judged here,
+    since the development set's bench-design clips have no lab group."""
     print("\n  the trainer's own clips, leave one photo out: lab (still face)")
     print(f"  {'threshold':>9}  {'found':>9} {'spots':>5} {'P':>5} {'R':>5} {'F1':>5}  {'F1 95 %':>11}")
     for row in table:
@@ -165,11 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "measurement": measurement_digest(),
         "unchanged_clips": unchanged,
     }
-    lab = lab_table(training, settings) if any(clip.clip_set == "lab" for clip in training) else []
-    facts["trainer_leave_one_photo_out"] = lab
+    has_lab = any(clip.clip_set == "lab" for clip in training)
+    trainer = threshold_table(training, leave_one_photo_out(training, settings)) if has_lab else []
+    facts["trainer_leave_one_photo_out"] = trainer
     report(training, scored, groups, settings, "spotting dev set, replayed", started, args.json, facts)
-    if lab:
-        print_lab_table(lab)
+    if trainer:
+        print_lab_table(trainer)
     return 0
 
 

@@ -761,8 +761,9 @@ def run_spotter(args: argparse.Namespace) -> int:
             for name, v in row.items()
             if name != "threshold"
         ]
-        rule = row["threshold"] == model.facts["threshold_by_the_rule_on_these_clips"]
-        mark = (" <- chosen" if rule else "") if args.threshold is None else (" <- the rule's choice" if rule else "")
+        mark = ""
+        if row["threshold"] == model.facts["threshold_by_the_rule_on_these_clips"]:
+            mark = " <- chosen" if args.threshold is None else " <- the rule's choice"
         print(f"  {row['threshold']:.2f}  " + " | ".join(cells) + mark)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
