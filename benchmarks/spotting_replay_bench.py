@@ -23,7 +23,7 @@ face; the development set has no lab group), so a change is judged against both 
 moved the development F1 at 0.8 by 0.03 (0.54–0.57) and the lab F1 by 0.03 (0.86–0.89).
 
     .venv/bin/python benchmarks/spotting_replay_bench.py [--quick] [--workers 2] [--cache build/motioncache]
-        [--model-seed N] [--json runs/spotting_replay_bench.json]
+        [--model-seed N] [--clips N --quiet-clips N --lab-clips N] [--json runs/spotting_replay_bench.json]
 
 Recording the 300 clips takes about 13 minutes on 2 cores the first time; a replay, about 30 seconds.
 """
@@ -129,6 +129,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the MLPs' seed, default --seed: the same recorded clips, another draw of the model (how much of a "
         "difference is the model's own variance?)",
     )
+    defaults = SpotTrainingSettings()
+    for flag, field, what in (
+        ("--clips", "realistic_clips", "realistic clips with micro-expressions"),
+        ("--quiet-clips", "quiet_clips", "nuisance-only clips"),
+        ("--lab-clips", "lab_clips", "still-face (lab) clips"),
+    ):
+        parser.add_argument(
+            flag,
+            type=int,
+            default=getattr(defaults, field),
+            dest=field,
+            metavar="N",
+            help=f"{what} of the training photos to learn from, as `python -m training spotter {flag}` "
+            f"(default {getattr(defaults, field)}; the scored clips stay the same)",
+        )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--cache", type=Path, default=ROOT / "build" / "motioncache", help="recorded cell motion kept between runs"
@@ -139,7 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("spotting_replay_bench: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
-        settings = SpotTrainingSettings(seed=args.seed, members=args.members)
+        settings = SpotTrainingSettings(
+            seed=args.seed,
+            members=args.members,
+            realistic_clips=args.realistic_clips,
+            quiet_clips=args.quiet_clips,
+            lab_clips=args.lab_clips,
+        )
     except UserInputError as error:
         print(f"spotting_replay_bench: {error}", file=sys.stderr)
         return 2
