@@ -38,14 +38,15 @@ def run(spec: ClipSpec, spotter: Spotter | None = None) -> list[SpottedEvent]:
     return events
 
 
-def candidates(images: list[np.ndarray], fps: float) -> dict[int, np.ndarray]:
-    """Candidate frame → features, from a spotter without a model (as training collects them)."""
-    tracker, spotter, out = FaceTracker(), LearnedFaceSpotter(0, SpotterOptions()), {}
+def candidates(images: list[np.ndarray], fps: float, model: SpotModel | None = None) -> dict[int, Candidate]:
+    """Candidate frame → candidate, from a spotter without a model (as training collects them) or with one (its
+    probabilities filled in)."""
+    tracker, spotter, out = FaceTracker(), LearnedFaceSpotter(0, SpotterOptions(), model), {}
     for index, image in enumerate(images):
         faces = tracker.process(image, index * 1000.0 / fps)
         spotter.update(index, index * 1000.0 / fps, faces.gray, faces.faces[0].landmarks)
         if spotter.last_candidate is not None:
-            out[spotter.last_candidate.frame_index] = spotter.last_candidate.features
+            out[spotter.last_candidate.frame_index] = spotter.last_candidate
     return out
 
 
@@ -54,7 +55,7 @@ def test_a_candidates_features_depend_only_on_frames_up_to_the_largest_scale_aft
     still = list(frames(clip(fps, 2400.0)))
     moved = list(frames(clip(fps, 2400.0, micro("smile", 1800.0, 300.0, 3.0))))
     first_moved = next(i for i, (a, b) in enumerate(zip(still, moved, strict=True)) if not np.array_equal(a, b))
-    a, b = candidates(still, fps), candidates(moved, fps)
+    a, b = ({i: c.features for i, c in candidates(images, fps).items()} for images in (still, moved))
     lag = round(max(SCALES_MS) * fps / 1000.0)
     before = [c for c in a if c + lag < first_moved]
     assert before and all(np.array_equal(a[c], b[c]) for c in before)
@@ -106,22 +107,46 @@ def assert_found(events: list[SpottedEvent], spec: ClipSpec, apex_frames: int) -
         assert abs(found.apex_frame - true.apex_frame) <= apex_frames, (found, true)
 
 
+SCRIPTED = clip(
+    30.0,
+    6000.0,
+    micro("smile", 1500.0, 300.0, 2.0),
+    blink(2400.0, 200.0),
+    micro("brow_raise", 3200.0, 260.0, 2.0),
+    macro("smile", 4000.0, 1200.0, 6.0),
+    seed=3,
+)
+
+
+def _on(events: list[SpottedEvent], spec: ClipSpec, kind: str) -> list[SpottedEvent]:
+    """The events whose interval overlaps one of the clip's true events of ``kind``."""
+    spans = [(t.onset_frame, t.offset_frame) for t in spec.truth((kind,))]
+    return [e for e in events if any(e.onset_frame <= b and e.offset_frame >= a for a, b in spans)]
+
+
 def test_micro_expressions_are_found_and_a_blink_and_an_expression_rejected():
-    spec = clip(
-        30.0,
-        6000.0,
-        micro("smile", 1500.0, 300.0, 2.0),
-        blink(2400.0, 200.0),
-        micro("brow_raise", 3200.0, 260.0, 2.0),
-        macro("smile", 4000.0, 1200.0, 6.0),
-        seed=3,
-    )
-    events = run(spec)
-    assert_found(events, spec, apex_frames=1)
+    events = run(SCRIPTED)
+    assert_found(events, SCRIPTED, apex_frames=1)
     assert [e.kind for e in events].count("blink") == 1, events
-    rejected = [e for e in events if e.kind not in ("micro", "blink")]
-    assert rejected and {e.kind for e in rejected} == {"macro"}, events  # its start and end do not come back
+    # the expression is neither a micro-expression nor a blink: nothing on it, or a rejected expression (macro)
+    assert {e.kind for e in _on(events, SCRIPTED, "macro")} <= {"macro"}, events
+    assert {e.kind for e in events} <= {"micro", "blink", "macro"}, events
     assert all(e.moved and e.moved[0].share > 0 for e in events if e.kind == "micro")
+
+
+def test_where_the_model_takes_an_expression_for_a_micro_expression_the_face_not_coming_back_rejects_it(tmp_path):
+    # Whether the model's micro probability reaches its threshold on an expression is the model's own business: a
+    # model trained on more, or better measured, clips stays under it (the committed one reached 0.8 on this smile's
+    # rise, a retrained one 0.78). Where it does reach it, the run must be rejected as an expression that stays,
+    # never reported as a micro-expression. So the threshold is set just under the highest probability this model
+    # gives any candidate of the expression: a run opens there whatever the model, and the decision must reject it.
+    model = load_spot_model(DEFAULT_SPOT_MODEL, FEATURE_NAMES)
+    (expression,) = SCRIPTED.truth(("macro",))
+    on_it = candidates(list(frames(SCRIPTED)), SCRIPTED.fps, model)
+    highest = max(c.p_micro for i, c in on_it.items() if expression.onset_frame <= i <= expression.offset_frame)
+    noticing = replace(model, threshold=0.95 * highest).save(tmp_path / "noticing.npz")
+    events = _on(run(SCRIPTED, Spotter(replace(LEARNED, model=str(noticing)))), SCRIPTED, "macro")
+    assert events and {e.kind for e in events} == {"macro"}, (highest, events)  # its start and end do not come back
 
 
 @pytest.mark.parametrize("fps", [30.0, 60.0])
