@@ -18,9 +18,8 @@ describes *how* the face moves around a candidate apex and lets a model trained 
    contrast it cancels any linear drift (slow head motion, a slowly building expression) and is large only for
    a movement that comes and goes. Beside it the net change |u(c+k) − u(c−k)| (large for an expression that
    stays, a mouth that opens to talk) is kept. Both are divided by the cell's own recent level (the median of
-   its contrast over ``level_ms``, plus half the face-wide level, to which :data:`LEVEL_FLOOR_PX` is added): a
-   cell that always moves (lips while talking, lids) must move more than usual to count, and on a very still,
-   clean face a movement must still exceed what the measurement can resolve.
+   its contrast over ``level_ms``, plus half the face-wide level): a cell that always moves (lips while
+   talking, lids) must move more than usual to count.
 4. Features, per scale (:data:`FEATURE_NAMES`): the six strongest cells, the median cell (the rest of the
    face still?), the net change of the strongest cell and of the median cell, the strongest cell of each part
    of the face (brows, eyes, nose, mouth, jaw) and the face-wide level; then the context of the last
@@ -90,11 +89,6 @@ FEATURE_NAMES: tuple[str, ...] = (
 _TOP_LONG = FEATURE_NAMES.index(f"top1@{round(max(SCALES_MS))}ms")
 _NET_LONG = FEATURE_NAMES.index(f"net_top@{round(max(SCALES_MS))}ms")
 _TOP_EACH = [FEATURE_NAMES.index(f"top1@{round(ms)}ms") for ms in SCALES_MS]
-LEVEL_FLOOR_PX = 0.04
-"""Added to the face-wide level of contrast (crop pixels): about what the cells' Lucas–Kanade step gets wrong on a
-clean rendering of a moving face (0.026–0.031 px, ``weights/SPOTTER.md``, stop 30), so that on a face quieter than
-the measurement can resolve (no sensor noise, no codec) a change of a few hundredths of a pixel does not stand out
-as a movement. Chosen among 0.01–0.08 on the training photos' clips (leave-one-photo-out); see stop 31 there."""
 SATURATED_P = 0.98  # a micro (or blink) probability this high is sure: which sure candidate is highest is chance
 
 
@@ -296,7 +290,7 @@ class LearnedFaceSpotter(FaceSpotter):
         if self._cell_level is None or self._level_age >= 3:
             self._cell_level = median_of(np.stack([v for _, v in self._levels]), axis=0)
             self._level_age = 0
-        face_level = median_of(self._cell_level, axis=1)[:, None] + LEVEL_FLOOR_PX
+        face_level = median_of(self._cell_level, axis=1)[:, None] + 1e-3
         level = self._cell_level + 0.5 * face_level
         z, zn = contrast / level, net / level
         # every scale at once (a handful of array calls, not one per scale: this runs on every frame)
