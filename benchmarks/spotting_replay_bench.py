@@ -23,7 +23,8 @@ face; the development set has no lab group), so a change is judged against both 
 moved the development F1 at 0.8 by 0.03 (0.54–0.57) and the lab F1 by 0.03 (0.86–0.89).
 
     .venv/bin/python benchmarks/spotting_replay_bench.py [--quick] [--workers 2] [--cache build/motioncache]
-        [--model-seed N] [--clips N --quiet-clips N --lab-clips N] [--json runs/spotting_replay_bench.json]
+        [--model-seed N] [--clips N --quiet-clips N --lab-clips N --lab-fps FPS ...]
+        [--json runs/spotting_replay_bench.json]
 
 Recording the 300 clips takes about 13 minutes on 2 cores the first time; a replay, about 30 seconds.
 """
@@ -144,6 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             help=f"{what} of the training photos to learn from, as `python -m training spotter {flag}` "
             f"(default {getattr(defaults, field)}; the scored clips stay the same)",
         )
+    parser.add_argument(
+        "--lab-fps",
+        type=float,
+        nargs="+",
+        default=list(defaults.lab_fps),
+        metavar="FPS",
+        help="frame rates of those lab clips, as the trainer's --lab-fps (default 30)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--cache", type=Path, default=ROOT / "build" / "motioncache", help="recorded cell motion kept between runs"
@@ -160,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             realistic_clips=args.realistic_clips,
             quiet_clips=args.quiet_clips,
             lab_clips=args.lab_clips,
+            lab_fps=tuple(args.lab_fps),
         )
     except UserInputError as error:
         print(f"spotting_replay_bench: {error}", file=sys.stderr)

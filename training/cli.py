@@ -682,7 +682,14 @@ def configure_spotter(parser: argparse.ArgumentParser) -> None:
         "--lab-clips",
         type=int,
         default=defaults.lab_clips,
-        help=f"still-face (lab) clips (default {defaults.lab_clips})",
+        help=f"still-face (lab) clips at each of --lab-fps (default {defaults.lab_clips})",
+    )
+    parser.add_argument(
+        "--lab-fps",
+        type=float,
+        nargs="+",
+        default=list(defaults.lab_fps),
+        help="frame rates of the lab clips (default 30; 30 60 also teaches the model a 60 fps camera)",
     )
     parser.add_argument(
         "--seconds",
@@ -741,6 +748,7 @@ def run_spotter(args: argparse.Namespace) -> int:
         realistic_clips=args.clips,
         quiet_clips=args.quiet_clips,
         lab_clips=args.lab_clips,
+        lab_fps=tuple(args.lab_fps),
         seconds=args.seconds,
         seed=args.seed,
         epochs=args.epochs,

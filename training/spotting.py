@@ -53,11 +53,15 @@ class SpotTrainingSettings:
     averaged (``members``, each from its own seed), epochs, learning rate and weight decay, and the
     false-alarm budget the threshold must keep (a minute, on realistic and on nuisance-only clips).
     ``threshold``: the model's threshold, set instead of chosen by that rule on these clips (None, the default:
-    chosen); for one chosen elsewhere, such as on the development set of ``benchmarks/spotting_replay_bench.py``."""
+    chosen); for one chosen elsewhere, such as on the development set of ``benchmarks/spotting_replay_bench.py``.
+    ``lab_fps``: the frame rates of the lab clips, ``lab_clips`` at each (the spotter's scales are in
+    milliseconds, but at 60 fps it sees a candidate every 17 ms and twice the frames per scale, which a model
+    that saw 30 fps only has never met)."""
 
     realistic_clips: int = 100
     quiet_clips: int = 20
     lab_clips: int = 20
+    lab_fps: tuple[float, ...] = (30.0,)
     seconds: float = 12.0
     seed: int = 0
     hidden: tuple[int, ...] = (64, 32)
@@ -73,6 +77,8 @@ class SpotTrainingSettings:
             value = getattr(self, name)
             if int(value) != value or not 0 <= value <= 2000:
                 raise UserInputError(f"{name.replace('_', ' ')} must be a whole number from 0 to 2000, got {value}")
+        if not self.lab_fps or any(not (math.isfinite(fps) and 25.0 <= fps <= 240.0) for fps in self.lab_fps):
+            raise UserInputError(f"lab fps must be one or more frame rates from 25 to 240, got {self.lab_fps}")
         if self.realistic_clips + self.lab_clips < 2:
             raise UserInputError("the spotter needs at least 2 clips with micro-expressions to learn from")
         if not (math.isfinite(self.seconds) and 2.0 <= self.seconds <= 120.0):
@@ -277,8 +283,9 @@ def plan_training_clips(
         quiet = leaving_out(RealisticSettings(seconds=settings.seconds, micro=0), without)
         jobs += [("quiet", s) for s in plan_realistic_clips(faces, quiet, seed + 202, settings.quiet_clips)]
     if settings.lab_clips:
-        lab = VideoSettings(fps=30.0, frame_size=(640, 480))
-        jobs += [("lab", s) for s in plan_clips(faces, lab, seed + 303, settings.lab_clips)]
+        for number, fps in enumerate(settings.lab_fps):  # the first rate's clips are those of a 30 fps-only plan
+            lab = VideoSettings(fps=fps, frame_size=(640, 480))
+            jobs += [("lab", s) for s in plan_clips(faces, lab, seed + 303 + 1000 * number, settings.lab_clips)]
     return jobs
 
 

@@ -132,6 +132,16 @@ def test_planned_clips_leave_out_the_nuisances_asked_and_only_those():
     assert repr(plain[-1][1]) == repr(without[-1][1])  # the lab clip is the lab set's, whatever is left out
 
 
+def test_lab_clips_are_made_at_each_rate_asked_and_the_first_rates_are_a_one_rate_plans():
+    one = plan_training_clips(SpotTrainingSettings(realistic_clips=0, quiet_clips=0, lab_clips=2), ["grace_hopper"])
+    both = plan_training_clips(
+        SpotTrainingSettings(realistic_clips=0, quiet_clips=0, lab_clips=2, lab_fps=(30.0, 60.0)), ["grace_hopper"]
+    )
+    assert [spec.fps for _, spec in both] == [30.0, 30.0, 60.0, 60.0]
+    assert [repr(spec) for _, spec in both[:2]] == [repr(spec) for _, spec in one]  # the cache still serves them
+    assert len({(spec.name, spec.seed) for _, spec in both}) == 4  # each clip its own cache file
+
+
 def test_the_benchmarks_held_out_faces_are_refused():
     with pytest.raises(UserInputError, match="held-out"):
         train_spotter(SpotTrainingSettings(realistic_clips=2, quiet_clips=0, lab_clips=0), ["lenna", "astronaut"])
@@ -146,6 +156,8 @@ def test_the_benchmarks_held_out_faces_are_refused():
         ("lab_clips", 2.5),
         ("threshold", 1.0),
         ("threshold", 0.0),
+        ("lab_fps", ()),
+        ("lab_fps", (30.0, 10.0)),
     ],
 )
 def test_settings_refuse_bad_values(field, value):
