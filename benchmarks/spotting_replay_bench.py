@@ -50,6 +50,7 @@ for folder in (ROOT, ROOT / "benchmarks"):
 from spotting_dev_bench import planned_clips, report, scored_jobs  # noqa: E402
 
 from realtime.core.errors import UserInputError  # noqa: E402
+from training.cli import add_clip_set_arguments, clip_set_settings  # noqa: E402
 from training.spotting import (  # noqa: E402
     ClipFeatures,
     SpotTrainingSettings,
@@ -130,29 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the MLPs' seed, default --seed: the same recorded clips, another draw of the model (how much of a "
         "difference is the model's own variance?)",
     )
-    defaults = SpotTrainingSettings()
-    for flag, field, what in (
-        ("--clips", "realistic_clips", "realistic clips with micro-expressions"),
-        ("--quiet-clips", "quiet_clips", "nuisance-only clips"),
-        ("--lab-clips", "lab_clips", "still-face (lab) clips"),
-    ):
-        parser.add_argument(
-            flag,
-            type=int,
-            default=getattr(defaults, field),
-            dest=field,
-            metavar="N",
-            help=f"{what} of the training photos to learn from, as `python -m training spotter {flag}` "
-            f"(default {getattr(defaults, field)}; the scored clips stay the same)",
-        )
-    parser.add_argument(
-        "--lab-fps",
-        type=float,
-        nargs="+",
-        default=list(defaults.lab_fps),
-        metavar="FPS",
-        help="frame rates of those lab clips, as the trainer's --lab-fps (default 30)",
-    )
+    add_clip_set_arguments(parser, "; the training photos' clips to learn from, as the trainer's")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--cache", type=Path, default=ROOT / "build" / "motioncache", help="recorded cell motion kept between runs"
@@ -163,14 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("spotting_replay_bench: --workers must be at least 1", file=sys.stderr)
         return 2
     try:
-        settings = SpotTrainingSettings(
-            seed=args.seed,
-            members=args.members,
-            realistic_clips=args.realistic_clips,
-            quiet_clips=args.quiet_clips,
-            lab_clips=args.lab_clips,
-            lab_fps=tuple(args.lab_fps),
-        )
+        settings = SpotTrainingSettings(seed=args.seed, members=args.members, **clip_set_settings(args))
     except UserInputError as error:
         print(f"spotting_replay_bench: {error}", file=sys.stderr)
         return 2

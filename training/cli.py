@@ -666,31 +666,7 @@ def configure_spotter(parser: argparse.ArgumentParser) -> None:
     )
     defaults = _spot_defaults()
     parser.add_argument("--out", type=Path, default=Path("weights/spotter.npz"), help="the model file to write")
-    parser.add_argument(
-        "--clips",
-        type=int,
-        default=defaults.realistic_clips,
-        help=f"realistic clips with micro-expressions (default {defaults.realistic_clips})",
-    )
-    parser.add_argument(
-        "--quiet-clips",
-        type=int,
-        default=defaults.quiet_clips,
-        help=f"nuisance-only clips (default {defaults.quiet_clips})",
-    )
-    parser.add_argument(
-        "--lab-clips",
-        type=int,
-        default=defaults.lab_clips,
-        help=f"still-face (lab) clips at each of --lab-fps (default {defaults.lab_clips})",
-    )
-    parser.add_argument(
-        "--lab-fps",
-        type=float,
-        nargs="+",
-        default=list(defaults.lab_fps),
-        help="frame rates of the lab clips (default 30; 30 60 also teaches the model a 60 fps camera)",
-    )
+    add_clip_set_arguments(parser)
     parser.add_argument(
         "--seconds",
         type=float,
@@ -738,6 +714,41 @@ def _spot_defaults():
     return SpotTrainingSettings()
 
 
+def add_clip_set_arguments(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """The flags that say which clips of the training photos the spotter learns from (``--clips``,
+    ``--quiet-clips``, ``--lab-clips``, ``--lab-fps``; :func:`clip_set_settings` reads them back). The trainer has
+    them, and so does ``benchmarks/spotting_replay_bench.py``, which trains as the trainer would; ``note`` is added
+    to each help line there."""
+    defaults = _spot_defaults()
+    for flag, field, what in (
+        ("--clips", "realistic_clips", "realistic clips with micro-expressions"),
+        ("--quiet-clips", "quiet_clips", "nuisance-only clips"),
+        ("--lab-clips", "lab_clips", "still-face (lab) clips at each of --lab-fps"),
+    ):
+        default = getattr(defaults, field)
+        parser.add_argument(
+            flag, type=int, default=default, dest=field, metavar="N", help=f"{what} (default {default}){note}"
+        )
+    parser.add_argument(
+        "--lab-fps",
+        type=float,
+        nargs="+",
+        default=list(defaults.lab_fps),
+        metavar="FPS",
+        help=f"frame rates of the lab clips (default 30; 30 60 also teaches the model a 60 fps camera){note}",
+    )
+
+
+def clip_set_settings(args: argparse.Namespace) -> dict:
+    """The :class:`training.spotting.SpotTrainingSettings` fields of :func:`add_clip_set_arguments`' flags."""
+    return {
+        "realistic_clips": args.realistic_clips,
+        "quiet_clips": args.quiet_clips,
+        "lab_clips": args.lab_clips,
+        "lab_fps": tuple(args.lab_fps),
+    }
+
+
 def run_spotter(args: argparse.Namespace) -> int:
     from training.spotting import SpotTrainingSettings, train_spotter
     from training.synth.realistic import resolve_photos
@@ -745,10 +756,7 @@ def run_spotter(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserInputError(f"--workers must be at least 1, got {args.workers}")
     settings = SpotTrainingSettings(
-        realistic_clips=args.clips,
-        quiet_clips=args.quiet_clips,
-        lab_clips=args.lab_clips,
-        lab_fps=tuple(args.lab_fps),
+        **clip_set_settings(args),
         seconds=args.seconds,
         seed=args.seed,
         epochs=args.epochs,
