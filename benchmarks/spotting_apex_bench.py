@@ -2,11 +2,11 @@
 
 Scripted clips (:mod:`training.synth.scripted`: a training photo, 120 px wide in a 320×240 frame, three
 micro-expressions of 2–3 px and 140–450 ms with the apex at 35–55 % of the duration, and a blink) go through the
-face stage and the streaming spotter frame by frame, as ``stream.py`` runs a recorded video, at each frame rate
-asked. For every true micro-expression that a reported one overlaps: the apex error in milliseconds (reported
-minus true), its mean size and sign, and how many are more than a frame off. The same clips at 30 and 60 fps
-show whether a model or a decision change holds up at a rate the model was not trained at (every spotter file so
-far saw 30 fps only).
+stream's pipeline (face stage and streaming spotter, ``spotting_bench.spot_pipeline``) frame by frame, as
+``stream.py`` runs a recorded video, at each frame rate asked. For every true micro-expression that a reported
+one overlaps: the apex error in milliseconds (reported minus true), its mean size and sign, and how many are more
+than a frame off. The same clips at 30 and 60 fps show whether a model or a decision change holds up at a rate
+the model was not trained at (every spotter file so far saw 30 fps only).
 
 Never the benchmark's held-out faces: the clips use the training photos, so this judges a change before the
 held-out run of ``spotting_bench.py``. With the committed file, before and after stop 32's apex from the onset
@@ -26,18 +26,19 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for folder in (ROOT, ROOT / "benchmarks"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from spotting_bench import Interval, spot_pipeline, timed_frames  # noqa: E402
 
 from realtime.core.errors import UserInputError  # noqa: E402
-from realtime.stages.faces import FaceTracker  # noqa: E402
-from realtime.stages.spotter import SpottedEvent, Spotter, SpotterOptions  # noqa: E402
+from realtime.stages.spotter import Spotter, SpotterOptions  # noqa: E402
 from training.synth.photos import HELD_OUT_PHOTOS, PHOTO_NAMES  # noqa: E402
 from training.synth.scripted import ClipSpec, Motion, blink, frames, micro  # noqa: E402
 
@@ -57,21 +58,9 @@ def planned_motions(rng: np.random.Generator) -> tuple[Motion, ...]:
     return tuple(motions)
 
 
-def spotted(spec: ClipSpec, options: SpotterOptions) -> list[SpottedEvent]:
-    """Every event the face stage and the spotter report on the clip, frame by frame at the clip's own times."""
-    tracker, spotter, events = FaceTracker(), Spotter(options), []
-    for index, image in enumerate(frames(spec)):
-        t_ms = index * 1000.0 / spec.fps
-        found = tracker.process(image, t_ms)
-        for face in found.faces[:1]:
-            events += spotter.update(face.face_id, index, t_ms, found.gray, face.landmarks).events
-    return events
-
-
-def apex_errors_ms(spec: ClipSpec, events: list[SpottedEvent]) -> tuple[list[float], int]:
+def apex_errors_ms(spec: ClipSpec, micros: list[Interval]) -> tuple[list[float], int]:
     """Reported minus true apex (ms) for each true micro-expression a reported one overlaps (the nearest apex
     among them), and how many micro-expression events were reported."""
-    micros = [e for e in events if e.kind == "micro"]
     errors = []
     for true in spec.truth():
         overlapping = [e for e in micros if e.onset_frame <= true.offset_frame and e.offset_frame >= true.onset_frame]
@@ -82,6 +71,8 @@ def apex_errors_ms(spec: ClipSpec, events: list[SpottedEvent]) -> tuple[list[flo
 
 
 def summary(errors: list[float], reported: int, true: int, fps: float) -> dict:
+    """One frame rate's row: micro-expressions found and reported, mean apex error (size and sign), how many are
+    more than a frame off."""
     a = np.asarray(errors, float)
     return {
         "fps": fps,
@@ -106,8 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("spotting_apex_bench: --clips must be at least 1 and each --fps 25-240", file=sys.stderr)
         return 2
     try:
-        options = replace(SpotterOptions(method="learned"), model=args.spotter_model)
-        Spotter(options)  # the model file is checked before any clip is made
+        Spotter(SpotterOptions(method="learned", model=args.spotter_model))  # checked before any clip is made
     except UserInputError as error:
         print(f"spotting_apex_bench: {error}", file=sys.stderr)
         return 2
@@ -123,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n, (photo, motions) in enumerate(tqdm(plans, desc=f"{fps:g} fps", unit="clip")):
             duration_ms = motions[-1].offset_ms + 800.0
             spec = ClipSpec(fps=fps, duration_ms=duration_ms, photo=photo, motions=motions, seed=args.seed + n)
-            clip_errors, clip_reported = apex_errors_ms(spec, spotted(spec, options))
+            micros, _ = spot_pipeline(timed_frames(frames(spec), fps), "learned", args.spotter_model)
+            clip_errors, clip_reported = apex_errors_ms(spec, micros)
             errors += clip_errors
             reported += clip_reported
             true += len(spec.truth())

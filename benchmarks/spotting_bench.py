@@ -129,9 +129,12 @@ def megc_match(spotted: Iterable[Interval], truth: list[Interval], threshold: fl
 # --- the two spotters ---------------------------------------------------------------------------------------------
 
 
-def spot_pipeline(frames: Iterator[Frame], method: str = "rules") -> tuple[list[Interval], dict]:
-    """Our spotter (``method``: rules or learned) through the stream's pipeline (face stage + spotter)."""
-    pipeline = Pipeline(PipelineOptions(spotter=SpotterOptions(method=method)))
+def spot_pipeline(
+    frames: Iterator[Frame], method: str = "rules", model: str | None = None
+) -> tuple[list[Interval], dict]:
+    """Our spotter (``method``: rules or learned; ``model``: the learned spotter's file, default the committed one)
+    through the stream's pipeline (face stage + spotter)."""
+    pipeline = Pipeline(PipelineOptions(spotter=SpotterOptions(method=method, model=model)))
     found, rejected = [], Counter()
     with_face, ids, n, spent = [], set(), 0, 0.0
     for frame in frames:
@@ -204,7 +207,8 @@ def spot_moilanen(
 # --- one clip -----------------------------------------------------------------------------------------------------
 
 
-def _frames_of(images: Iterable[np.ndarray], fps: float) -> Iterator[Frame]:
+def timed_frames(images: Iterable[np.ndarray], fps: float) -> Iterator[Frame]:
+    """Rendered frames as the stream sees a recorded video: numbered, each at its own time."""
     for index, image in enumerate(images):
         yield Frame(index, index * 1000.0 / fps, image)
 
@@ -292,7 +296,7 @@ def run_job(job: Job) -> list[dict]:
         else:
             renderer = VideoRenderer(spec)
             truth = renderer.truth()
-            make_frames = lambda: _frames_of(renderer.frames(), spec.fps)  # noqa: E731
+            make_frames = lambda: timed_frames(renderer.frames(), spec.fps)  # noqa: E731
             images = renderer.frames
             visible = np.ones(spec.n_frames, bool)
         generated_s, generated_cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
