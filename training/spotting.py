@@ -94,7 +94,9 @@ class SpotTrainingSettings:
 @dataclass(frozen=True)
 class ClipFeatures:
     """One clip's candidates: features (N, F), labels (N,: 0 rest, 1 micro, 2 blink, -1 left out), candidate
-    frame indices and half-widths (ms), with the clip's truth, photo, set and frame rate."""
+    frame indices, half-widths (ms) and the next frame's strongest movement as far as seen
+    (:attr:`realtime.stages.spotter.learned.Candidate.next_strength`), with the clip's truth, photo, set and
+    frame rate."""
 
     name: str
     clip_set: str
@@ -106,6 +108,7 @@ class ClipFeatures:
     frames: np.ndarray
     halfwidth_ms: np.ndarray
     truth: dict
+    next_strength: np.ndarray
 
 
 def label_candidates(frames: np.ndarray, truth: dict) -> np.ndarray:
@@ -184,6 +187,7 @@ def clip_features(
         frame_indices,
         np.asarray([c.halfwidth_ms for c in candidates], np.float32),
         truth,
+        np.asarray([c.next_strength for c in candidates], np.float32),
     )
 
 
@@ -357,6 +361,7 @@ def _clip_arrays(clip: ClipFeatures) -> dict[str, np.ndarray]:
         "frames": clip.frames,
         "halfwidth_ms": clip.halfwidth_ms,
         "truth": np.array(json.dumps(clip.truth)),
+        "next_strength": clip.next_strength,
     }
 
 
@@ -372,6 +377,8 @@ def _clip_from_arrays(data) -> ClipFeatures:
         data["frames"],
         data["halfwidth_ms"],
         json.loads(str(data["truth"])),
+        # recordings made before stop 33 lack it: unknown, so the decision waits for the next candidate there
+        data["next_strength"] if "next_strength" in data else np.full(len(data["frames"]), np.inf, np.float32),
     )
 
 
@@ -531,8 +538,10 @@ def events_from_probabilities(
     for i in range(len(probabilities)):
         frame = int(clip.frames[i])
         p_micro, p_blink = float(probabilities[i, 1]), float(probabilities[i, 2])
-        halfwidth_ms = float(clip.halfwidth_ms[i])
-        candidate = Candidate(frame, frame * frame_ms, clip.features[i], p_micro, p_blink, halfwidth_ms, *EMPTY)
+        halfwidth_ms, next_strength = float(clip.halfwidth_ms[i]), float(clip.next_strength[i])
+        candidate = Candidate(
+            frame, frame * frame_ms, clip.features[i], p_micro, p_blink, halfwidth_ms, *EMPTY, next_strength
+        )
         decided.append(decision.update(candidate))
     decided.append(decision.flush())
     events = []

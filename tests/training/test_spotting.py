@@ -62,6 +62,7 @@ def _clip(probabilities: np.ndarray, halfwidth_ms: float = 100.0) -> ClipFeature
         np.arange(n),
         np.full(n, halfwidth_ms, np.float32),
         TRUTH,
+        np.full(n, np.inf, np.float32),
     )
 
 
@@ -105,7 +106,9 @@ def _labelled(photo: str, micro_at: float, n: int = 200) -> ClipFeatures:
     """A clip whose candidates at x = ``micro_at`` are micro-expressions and at -``micro_at`` rest."""
     x = np.repeat([[micro_at], [-micro_at]], n // 2, axis=0).astype(np.float32)
     labels = np.repeat([1, 0], n // 2).astype(np.int8)
-    return ClipFeatures("realistic/c", "realistic", photo, 30.0, n, x, labels, np.arange(n), np.zeros(n), TRUTH)
+    return ClipFeatures(
+        "realistic/c", "realistic", photo, 30.0, n, x, labels, np.arange(n), np.zeros(n), TRUTH, np.zeros(n)
+    )
 
 
 def test_leave_one_photo_out_scores_other_clips_with_a_model_that_never_saw_their_photo():

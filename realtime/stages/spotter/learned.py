@@ -97,6 +97,17 @@ def contrast_strength(features: np.ndarray) -> float:
     return float(features[_TOP_EACH].max())
 
 
+_SEEN_SCALES = len(SCALES_MS) - 1  # the next candidate's scales whose later frame the newest frame already is
+_TOP_SEEN = _TOP_EACH[:_SEEN_SCALES]
+
+
+def moves_less_next(apex: Candidate, newest: Candidate) -> bool:
+    """The frame after ``newest`` is already seen to stand out less than ``apex`` (the strongest cell's log z at
+    the scales up to 100 ms, which the newest frame completes for that frame at 30 fps and more; its candidate
+    needs one frame more): the run's movement is past its peak one frame before the next candidate shows it."""
+    return newest.next_strength < float(apex.features[_TOP_SEEN].max())
+
+
 def comes_back(features: np.ndarray, ratio: float = 1.0) -> bool:
     """The rise-and-fall shape of a micro-expression: at its apex the strongest cell's net change across the
     largest scale (where the face is after the movement against where it was before) is at most ``ratio``
@@ -109,7 +120,9 @@ def comes_back(features: np.ndarray, ratio: float = 1.0) -> bool:
 class Candidate:
     """What the spotter saw at one candidate apex: its frame and time, the features the model reads, the
     model's micro and blink probabilities (0 without a model), the half-width (ms) of the scale whose
-    contrast was strongest, and each cell's contrast vector at that scale (for the regions that moved)."""
+    contrast was strongest, each cell's contrast vector at that scale (for the regions that moved), and how
+    far the next frame's face stands out at the scales already seen (``inf`` where they are not: the decision
+    then waits for the next candidate)."""
 
     frame_index: int
     t_ms: float
@@ -119,6 +132,7 @@ class Candidate:
     halfwidth_ms: float
     contrast: np.ndarray  # (cells, 2) at the best scale, in crop pixels
     z: np.ndarray  # (cells,) at the smallest scale
+    next_strength: float = math.inf  # the next frame's strongest movement as far as seen (:func:`moves_less_next`)
 
 
 class LearnedFaceSpotter(FaceSpotter):
@@ -332,7 +346,39 @@ class LearnedFaceSpotter(FaceSpotter):
         if self.model is not None:
             p = self.model.predict(x)
             p_micro, p_blink = float(p[1]), float(p[2])
-        return Candidate(self._frames[c], t_cand, x, p_micro, p_blink, SCALES_MS[best], vectors[best], z[0])
+        return Candidate(
+            self._frames[c],
+            t_cand,
+            x,
+            p_micro,
+            p_blink,
+            SCALES_MS[best],
+            vectors[best],
+            z[0],
+            self._next_strength(c, level),
+        )
+
+    def _next_strength(self, c: int, level: np.ndarray) -> float:
+        """The strongest cell's log z on the frame after candidate ``c``, at the scales whose later frame has
+        been seen (all but the largest, at 30 fps and more), against the candidate's own level; ``inf`` where
+        one of them has not been seen yet (the decision then waits for the next candidate, see
+        :func:`moves_less_next`)."""
+        times, u = self._times, self._motion
+        i = c + 1
+        if i >= len(u) or len(times) < 2:
+            return math.inf
+        seen_until = times[-1] + 0.5 * (times[-1] - times[-2])  # what _nearest still rounds to the newest frame
+        strongest = 0.0
+        for s, k_ms in enumerate(SCALES_MS[:_SEEN_SCALES]):
+            if times[i] + k_ms > seen_until:
+                return math.inf
+            before = min(self._nearest(times[i] - k_ms), i - 1)
+            after = max(self._nearest(times[i] + k_ms), i + 1)
+            if after >= len(u):
+                return math.inf
+            contrast = np.linalg.norm(u[i] - 0.5 * (u[before] + u[after]), axis=1)
+            strongest = max(strongest, float((contrast / level[s]).max(initial=0.0)))
+        return math.log1p(strongest)
 
     # -- events ------------------------------------------------------------------------------------------
     def _event(self, decided: DecidedRun, frame_index: int, t_ms: float) -> SpottedEvent:
@@ -453,6 +499,7 @@ class RunDecision:
         self._run: list[Candidate] = []
         self._below_since: float | None = None
         self._spent = False  # the run under way was reported at its apex: wait for it to end
+        self._previous_ms: float | None = None  # the previous candidate's time (the frame step)
         self._last_event_frame = -1
 
     @property
@@ -465,6 +512,8 @@ class RunDecision:
         opts = self.options
         level = max(candidate.p_micro, candidate.p_blink)
         above = level >= self.threshold
+        step_ms = candidate.t_ms - self._previous_ms if self._previous_ms is not None else math.inf
+        self._previous_ms = candidate.t_ms
         if self._spent:
             if above:
                 self._below_since = None
@@ -486,13 +535,20 @@ class RunDecision:
         # the apex has passed: the run goes on below it, or it has clearly fallen (a flicker just under the
         # threshold is no fall: a higher peak may follow and make the run an expression that stays)
         fallen = above or level < 0.5 * self.threshold
-        if fallen and kind != "macro" and candidate.t_ms - apex.t_ms >= opts.peak_hold_ms:
+        held_ms = candidate.t_ms - apex.t_ms
+        if self._is_sure(apex, kind) and moves_less_next(apex, candidate):
+            held_ms += step_ms  # the next frame is seen already: a sure apex need not wait for its candidate
+        if fallen and kind != "macro" and held_ms >= opts.peak_hold_ms:
             self._spent = True
             return self.flush()
         if self._below_since is not None and candidate.t_ms - self._below_since >= opts.gap_ms:
             self._below_since = None
             return self.flush()
         return None
+
+    @staticmethod
+    def _is_sure(apex: Candidate, kind: str) -> bool:
+        return (apex.p_blink if kind == "blink" else apex.p_micro) >= SATURATED_P
 
     def flush(self) -> DecidedRun | None:
         """Close the run under way now (the end of a clip), if there is one."""

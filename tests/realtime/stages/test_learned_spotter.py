@@ -4,6 +4,7 @@ after its offset."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -27,10 +28,13 @@ from training.synth.scripted import ClipSpec, blink, frames, macro, micro
 LEARNED = SpotterOptions(method="learned")
 
 
-def run(spec: ClipSpec, spotter: Spotter | None = None) -> list[SpottedEvent]:
+def run(spec: ClipSpec, spotter: Spotter | None = None, last_frame: int | None = None) -> list[SpottedEvent]:
+    """The events of ``spec``'s clip (up to and with ``last_frame``: a clip cut off there)."""
     tracker, spotter = FaceTracker(), spotter or Spotter(LEARNED)
     events: list[SpottedEvent] = []
     for index, frame in enumerate(frames(spec)):
+        if last_frame is not None and index > last_frame:
+            break
         faces = tracker.process(frame, index * 1000.0 / spec.fps)
         for face in faces.faces[:1]:
             t_ms = index * 1000.0 / spec.fps
@@ -170,7 +174,11 @@ def test_an_event_is_reported_within_100_ms_of_its_offset(fps, duration_ms):
     (event,) = [e for e in run(spec) if e.kind == "micro"]
     assert event.decided_ms - true.offset_ms <= 100.0, (event, true)  # the live requirement
     assert event.decided_ms - event.offset_ms <= 100.0, event
-    assert event.decided_ms >= event.apex_ms + max(SCALES_MS)  # causal: its features need the frames after it
+    # causal: the clip cut off at the frame the event was reported on gives the same event there
+    assert event in run(spec, last_frame=event.decided_frame), event
+    # and not sooner than its apex candidate's features (the largest scale after it) allow: the reported apex
+    # lies within the smallest scale of that candidate
+    assert event.decided_ms >= event.apex_ms + max(SCALES_MS) - min(SCALES_MS), event
 
 
 def _candidates(fps: float, p_micro: list[float], returns: bool = True) -> list[Candidate]:
@@ -200,6 +208,28 @@ def test_a_run_is_reported_once_its_apex_has_passed_and_the_rest_of_it_is_spent(
     # at 200 fps the hold is the same time (33 ms, 7 candidates), not one candidate
     slow = [0.0] * 5 + [0.9] * 3 + [1.0] + [0.95] * 10 + [0.0] * 20
     assert _decide(_candidates(200.0, slow)) == [(15, 8, "micro")]
+
+
+@pytest.mark.parametrize(
+    ("next_strength", "reported_on"),
+    [
+        (0.5, 3),  # the next frame already stands out less (seen at its smaller scales): reported at once
+        (1.5, 4),  # it stands out more: wait for its candidate, which may become the apex
+        (math.inf, 4),  # not seen yet (under 30 fps): wait
+    ],
+)
+def test_a_sure_apex_is_reported_without_the_hold_once_the_next_frame_is_seen_to_move_less(
+    next_strength, reported_on
+):
+    p = [0.0, 0.0, 0.9, 1.0, 0.95, 0.0, 0.0, 0.0, 0.0]
+    candidates = _candidates(30.0, p)
+    features = candidates[3].features.copy()
+    features[[FEATURE_NAMES.index(f"top1@{round(ms)}ms") for ms in SCALES_MS[:-1]]] = 1.0
+    candidates[3] = replace(candidates[3], features=features, next_strength=next_strength)
+    assert _decide(candidates) == [(reported_on, 3, "micro")]
+    # an apex that is not sure (0.95 < 0.98) keeps the hold: a more probable candidate may follow
+    unsure = [replace(c, p_micro=min(c.p_micro, 0.95)) for c in candidates]
+    assert _decide(unsure) == [(4, 3, "micro")]
 
 
 def test_a_one_frame_dip_does_not_split_a_run_and_an_expression_that_stays_waits_for_its_end():
