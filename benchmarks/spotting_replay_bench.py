@@ -108,14 +108,15 @@ def print_lab_table(table: list[dict]) -> None:
     table ``python -m training spotter`` prints): the lab target (a still face, as in CASME II) is judged here,
     since the development set's bench-design clips have no lab group."""
     print("\n  the trainer's own clips, leave one photo out: lab (still face)")
-    print(f"  {'threshold':>9}  {'found':>9} {'spots':>5} {'P':>5} {'R':>5} {'F1':>5}  {'F1 95 %':>11}")
+    print(f"  {'threshold':>9}  {'found':>9} {'spots':>5} {'P':>5} {'R':>5} {'F1':>5}  {'F1 95 %':>11}  late hits")
     for row in table:
         lab = row.get("lab")
         if lab:
             low, high = lab["f1_ci95"] or (0.0, 0.0)
             print(
                 f"  {row['threshold']:>9}  {lab['hits']:>3} of {lab['true']:<3} {lab['spots']:>5} "
-                f"{lab['precision']:>5.2f} {lab['recall']:>5.2f} {lab['f1']:>5.2f}  {low:>5.2f}-{high:<5.2f}"
+                f"{lab['precision']:>5.2f} {lab['recall']:>5.2f} {lab['f1']:>5.2f}  {low:>5.2f}-{high:<5.2f}  "
+                f"{lab['late_hits']:>9}"
             )
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from realtime.core.errors import UserInputError
 from realtime.core.files import atomic_open
 from realtime.stages.spotter import SpotterOptions
-from realtime.stages.spotter.learned import FEATURE_NAMES, Candidate, LearnedFaceSpotter, RunDecision
+from realtime.stages.spotter.learned import FEATURE_NAMES, SCALES_MS, Candidate, LearnedFaceSpotter, RunDecision
 from realtime.stages.spotter.model import CLASSES, SpotModel
 from training.metrics import apex_hits, megc_match, spotting_f1, spotting_f1_interval
 
@@ -527,12 +527,14 @@ EMPTY = (np.zeros((0, 2), np.float32), np.zeros(0, np.float32))  # a replayed ca
 def events_from_probabilities(
     clip: ClipFeatures, probabilities: np.ndarray, threshold: float, options: SpotterOptions | None = None
 ) -> list[tuple]:
-    """(onset, apex, offset, kind) frames from a clip's candidate probabilities, decided by the streaming
+    """(onset, apex, offset, kind, decided) frames from a clip's candidate probabilities, decided by the streaming
     spotter's own :class:`realtime.stages.spotter.learned.RunDecision` (a run at or above the threshold is one
     event, its apex the most probable candidate (among sure ones, the strongest movement), its interval the
     apex ± the half-width of its best scale; a micro-expression whose face does not come back is kind
-    ``macro``); a run still open at the clip's end is closed there."""
+    ``macro``); a run still open at the clip's end is closed there. ``decided`` is the frame the stream would
+    report it on: the deciding candidate's frame plus the candidate's lag (the largest scale)."""
     frame_ms = 1000.0 / clip.fps
+    lag_frames = round(max(SCALES_MS) / frame_ms)
     decision = RunDecision(threshold, options or SpotterOptions())
     decided = []
     for i in range(len(probabilities)):
@@ -542,12 +544,13 @@ def events_from_probabilities(
         candidate = Candidate(
             frame, frame * frame_ms, clip.features[i], p_micro, p_blink, halfwidth_ms, *EMPTY, next_strength
         )
-        decided.append(decision.update(candidate))
-    decided.append(decision.flush())
+        decided.append((decision.update(candidate), frame + lag_frames))
+    last = int(clip.frames[-1]) + lag_frames if len(clip.frames) else 0
+    decided.append((decision.flush(), last))
     events = []
-    for run in (d for d in decided if d is not None):
+    for run, on_frame in ((d, f) for d, f in decided if d is not None):
         half, apex = max(1, round(run.apex.halfwidth_ms / frame_ms)), run.apex.frame_index
-        events.append((max(apex - half, 0), apex, apex + half, run.kind))
+        events.append((max(apex - half, 0), apex, apex + half, run.kind, on_frame))
     return events
 
 
@@ -561,6 +564,17 @@ def score_events(events: list[tuple], truth: dict) -> tuple[int, int, int]:
     spots = [(e[0], e[2]) for e in events if e[3] == "micro"]
     true = micro_intervals(truth)
     return len(megc_match(spots, true)), len(spots), len(true)
+
+
+LATE_MS = 100.0  # the issue's live requirement: an event is reported within 100 ms of its offset frame
+
+
+def late_hits(events: list[tuple], truth: dict, fps: float) -> int:
+    """Hits (:func:`score_events`) reported more than :data:`LATE_MS` after their true offset frame."""
+    spotted = [e for e in events if e[3] == "micro"]
+    true = micro_intervals(truth)
+    matches = megc_match([(e[0], e[2]) for e in spotted], true)
+    return sum((spotted[s][4] - true[t][1]) * 1000.0 / fps > LATE_MS for s, t in matches)
 
 
 def apex_rule_hits(events: list[tuple], truth: dict) -> int:
@@ -587,6 +601,7 @@ def threshold_table(
             scores = [score_events(e, truth) for e, truth in events]
             hits, spots, true = (sum(s[i] for s in scores) for i in range(3))
             found = sum(apex_rule_hits(e, truth) for e, truth in events)
+            late = sum(late_hits(e, c.truth, c.fps) for (e, _), (c, _) in zip(events, chosen, strict=True))
             minutes = sum(c.n_frames / c.fps for c, _ in chosen) / 60.0
             precision = hits / spots if spots else 0.0
             recall = hits / true if true else 0.0
@@ -602,6 +617,7 @@ def threshold_table(
                 "apex_rule_hits": found,
                 "apex_rule_f1": round(spotting_f1(found, spots, true), 3),
                 "false_per_minute": round((spots - hits) / minutes, 2) if minutes else None,
+                "late_hits": late,
             }
         rows.append(row)
     return rows

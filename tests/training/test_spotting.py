@@ -19,6 +19,7 @@ from training.spotting import (
     collect_clip,
     events_from_probabilities,
     label_candidates,
+    late_hits,
     leave_one_photo_out,
     load_recording,
     measurement_digest,
@@ -71,10 +72,21 @@ def test_events_are_runs_above_the_threshold_with_the_apex_at_the_most_probable_
     p[13:16] = [[0.2, 0.7, 0.1], [0.05, 0.9, 0.05], [0.3, 0.6, 0.1]]
     p[31:34] = [[0.2, 0.1, 0.7], [0.1, 0.1, 0.8], [0.2, 0.1, 0.7]]
     events = events_from_probabilities(_clip(p), p, threshold=0.5)
-    assert events == [(11, 14, 17, "micro"), (29, 32, 35, "blink")]  # 100 ms at 30 fps: apex ± 3 frames
+    # 100 ms at 30 fps: apex ± 3 frames; reported on the candidate after the apex, 133 ms (4 frames) later
+    assert events == [(11, 14, 17, "micro", 19), (29, 32, 35, "blink", 37)]
     assert score_events(events, TRUTH) == (1, 1, 1)  # IoU 7/9 with the true micro; the blink is not a spot
     assert events_from_probabilities(_clip(p), p, threshold=0.95) == []
     assert score_events([(40, 50, 60, "micro")], TRUTH) == (0, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("decided_frame", "fps", "late"),
+    [(19, 30.0, 0), (21, 30.0, 0), (22, 30.0, 1), (24, 60.0, 0), (25, 60.0, 1)],  # offset frame 18; 100 ms
+)
+def test_a_hit_is_late_when_reported_more_than_100_ms_after_its_true_offset(decided_frame, fps, late):
+    assert late_hits([(11, 14, 17, "micro", decided_frame)], TRUTH, fps) == late
+    # a spot that hits nothing is never a late hit, however late
+    assert late_hits([(40, 50, 60, "micro", decided_frame + 100)], TRUTH, fps) == 0
 
 
 def test_the_threshold_table_gives_each_f1_its_interval_over_the_clips():

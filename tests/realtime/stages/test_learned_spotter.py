@@ -218,9 +218,7 @@ def test_a_run_is_reported_once_its_apex_has_passed_and_the_rest_of_it_is_spent(
         (math.inf, 4),  # not seen yet (under 30 fps): wait
     ],
 )
-def test_a_sure_apex_is_reported_without_the_hold_once_the_next_frame_is_seen_to_move_less(
-    next_strength, reported_on
-):
+def test_a_sure_apex_is_reported_without_the_hold_once_the_next_frame_is_seen_to_move_less(next_strength, reported_on):
     p = [0.0, 0.0, 0.9, 1.0, 0.95, 0.0, 0.0, 0.0, 0.0]
     candidates = _candidates(30.0, p)
     features = candidates[3].features.copy()
