@@ -142,7 +142,14 @@ def test_a_micro_expression_half_a_second_after_an_expression_is_still_found(met
     (true,) = spec.truth()
     assert iou(found, true) >= 0.5, (found, true)
     assert abs(found.apex_ms - true.apex_ms) <= 67.0, (found, true)
-    assert any(e.kind == "macro" for e in events)  # the expression was seen, and rejected
+    (expression,) = spec.truth(("macro",))
+    on_it = [e for e in events if e.onset_frame <= expression.offset_frame and e.offset_frame >= expression.onset_frame]
+    assert {e.kind for e in on_it} <= {"macro"}, events  # never a micro-expression or a blink
+    if method == "rules":
+        # the rule spotter sees the expression, and rejects it; the learned spotter's "macro" is only a run it
+        # took for a micro-expression and rejected (whether its model takes this smile for one is the model's
+        # own business: tests/realtime/stages/test_learned_spotter.py forces such a run and checks the rejection)
+        assert on_it, events
 
 
 @pytest.mark.parametrize("shape", [(1,), (7,), (8,), (4, 61), (4, 60), (30, 4, 57)])
