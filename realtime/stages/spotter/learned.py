@@ -39,7 +39,9 @@ Causal: the candidate is ``lag`` (the largest scale, 133 ms) behind the newest f
 reported once its apex is ``peak_hold_ms`` (33 ms) old with the run still going, without waiting for the run
 to end: ``lag`` + ``peak_hold_ms`` after the apex, which for a micro-expression of 200–500 ms is at most a few
 tens of milliseconds of video after its offset frame (a run that falls away at once after its apex waits
-``gap_ms`` more; the spotting bench prints each hit's delay after its true offset).
+``gap_ms`` more; the spotting bench prints each hit's delay after its true offset). A sure apex whose next
+frame is already seen to stand out less (its 33–100 ms contrast, which the newest frame completes) needs one
+frame less: at 30 fps it is reported ``lag`` after the apex.
 """
 
 from __future__ import annotations
@@ -480,9 +482,12 @@ class RunDecision:
     most probable candidate of its kind (among sure ones, the strongest movement). It is reported as soon as
     the apex has passed: the apex is ``peak_hold_ms`` older than the newest candidate, which is either still
     above the threshold and no more probable or has clearly fallen (below half the threshold), and the apex is
-    already an event worth reporting (a blink, or a micro-expression whose face comes back). The live latency
-    is then the lag plus the hold, not the rest of the run; the rest of that run is spent (no new event starts
-    until the probability has stayed below the threshold for ``gap_ms``). Otherwise the run ends once the
+    already an event worth reporting (a blink, or a micro-expression whose face comes back). A sure apex counts
+    one frame more when the frame after the newest candidate is already seen to stand out less
+    (:func:`moves_less_next`): at 30 fps it is reported on its own candidate (stop 33: on the training photos'
+    development clips, hits reported over 100 ms after their true offset 30 → 14 of 158, one hit fewer). The
+    live latency is then the lag plus the hold, not the rest of the run; the rest of that run is spent (no new
+    event starts until the probability has stayed below the threshold for ``gap_ms``). Otherwise the run ends once the
     probability has stayed below the threshold for ``gap_ms`` (a flicker just under it does not split an event
     in two, and what follows may still make the run an expression that stays), or when it grows past
     ``max_ms``.
@@ -512,7 +517,7 @@ class RunDecision:
         opts = self.options
         level = max(candidate.p_micro, candidate.p_blink)
         above = level >= self.threshold
-        step_ms = candidate.t_ms - self._previous_ms if self._previous_ms is not None else math.inf
+        step_ms = candidate.t_ms - self._previous_ms if self._previous_ms is not None else 0.0
         self._previous_ms = candidate.t_ms
         if self._spent:
             if above:
