@@ -54,13 +54,13 @@ from spotting_dev_bench import planned_clips, report, scored_jobs  # noqa: E402
 
 from realtime.core.errors import UserInputError  # noqa: E402
 from training.cli import add_clip_set_arguments, clip_set_settings  # noqa: E402
-from training.metrics import megc_match  # noqa: E402
 from training.spotting import (  # noqa: E402
     ClipFeatures,
     SpotTrainingSettings,
     events_from_probabilities,
     leave_one_photo_out,
     load_recording,
+    match_micro,
     measurement_digest,
     record_clip,
     replay_clip,
@@ -145,9 +145,7 @@ def lab_errors(clips: Sequence[ClipFeatures], probabilities: Sequence[np.ndarray
         if clip.clip_set != "lab":
             continue
         events = events_from_probabilities(clip, p, threshold)
-        spots = [e for e in events if e[3] == "micro"]
-        true = [t for t in clip.truth["events"] if t["kind"] == "micro"]
-        matches = megc_match([(e[0], e[2]) for e in spots], [(t["onset_frame"], t["offset_frame"]) for t in true])
+        spots, true, matches = match_micro(events, clip.truth)
         hit_spots, hit_true = {s for s, _ in matches}, {t for _, t in matches}
         for i, (onset, _, offset, *_) in enumerate(spots):
             if i not in hit_spots:
@@ -156,9 +154,9 @@ def lab_errors(clips: Sequence[ClipFeatures], probabilities: Sequence[np.ndarray
                 }
                 cause = next((name for kind, name in _FALSE_CAUSES if kind in kinds), "nothing")
                 false_spots[cause] += 1
-        for j, t in enumerate(true):
+        for j, (onset, offset) in enumerate(true):
             if j not in hit_true:
-                kinds = {e[3] for e in events if e[0] <= t["offset_frame"] and e[2] >= t["onset_frame"]}
+                kinds = {e[3] for e in events if e[0] <= offset and e[2] >= onset}
                 missed[next((name for kind, name in _MISSED_AS if kind in kinds), "never reached the threshold")] += 1
     return {
         "threshold": threshold,

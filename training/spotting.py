@@ -559,11 +559,19 @@ def micro_intervals(truth: dict) -> list[tuple[int, int]]:
     return [(e["onset_frame"], e["offset_frame"]) for e in truth["events"] if e["kind"] == "micro"]
 
 
+def match_micro(events: list[tuple], truth: dict) -> tuple[list[tuple], list[tuple[int, int]], list[tuple[int, int]]]:
+    """The micro-expression events, the true (onset, offset) intervals, and the (event, true) index pairs the MEGC
+    rule matches (:func:`training.metrics.megc_match`): what :func:`score_events` counts, for those that ask
+    which events hit."""
+    spotted = [e for e in events if e[3] == "micro"]
+    true = micro_intervals(truth)
+    return spotted, true, megc_match([(e[0], e[2]) for e in spotted], true)
+
+
 def score_events(events: list[tuple], truth: dict) -> tuple[int, int, int]:
     """(hits, spots, true micro-expressions) by the MEGC rule (:func:`training.metrics.megc_match`)."""
-    spots = [(e[0], e[2]) for e in events if e[3] == "micro"]
-    true = micro_intervals(truth)
-    return len(megc_match(spots, true)), len(spots), len(true)
+    spotted, true, matches = match_micro(events, truth)
+    return len(matches), len(spotted), len(true)
 
 
 LATE_MS = 100.0  # the issue's live requirement: an event is reported within 100 ms of its offset frame
@@ -571,9 +579,7 @@ LATE_MS = 100.0  # the issue's live requirement: an event is reported within 100
 
 def late_hits(events: list[tuple], truth: dict, fps: float) -> int:
     """Hits (:func:`score_events`) reported more than :data:`LATE_MS` after their true offset frame."""
-    spotted = [e for e in events if e[3] == "micro"]
-    true = micro_intervals(truth)
-    matches = megc_match([(e[0], e[2]) for e in spotted], true)
+    spotted, true, matches = match_micro(events, truth)
     return sum((spotted[s][4] - true[t][1]) * 1000.0 / fps > LATE_MS for s, t in matches)
 
 
