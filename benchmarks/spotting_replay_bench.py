@@ -108,11 +108,11 @@ def replayed(jobs: list[tuple[str, object]], cache: Path, seconds: float, worker
     return [clip for clip, _ in results], sum(unchanged for _, unchanged in results)
 
 
-def print_lab_table(table: list[dict]) -> None:
+def print_lab_table(table: list[dict], title: str = "lab (still face)") -> None:
     """Lab P, R, F1 (with its interval) per threshold of the trainer's own leave-one-photo-out over its clips (the
     table ``python -m training spotter`` prints): the lab target (a still face, as in CASME II) is judged here,
     since the development set's bench-design clips have no lab group."""
-    print("\n  the trainer's own clips, leave one photo out: lab (still face)")
+    print(f"\n  the trainer's own clips, leave one photo out: {title}")
     print(f"  {'threshold':>9}  {'found':>9} {'spots':>5} {'P':>5} {'R':>5} {'F1':>5}  {'F1 95 %':>11}  late hits")
     for row in table:
         lab = row.get("lab")
@@ -223,10 +223,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         trainer = threshold_table(training, probabilities)
         errors = lab_errors(training, probabilities, args.lab_errors_at)
     facts["trainer_leave_one_photo_out"] = trainer
+    # the lab target is set at 30 fps: with several rates, each rate's own table beside the pooled one
+    lab_rates = sorted({clip.fps for clip in training if clip.clip_set == "lab"})
+    per_rate = {}
+    if len(lab_rates) > 1:
+        lab = [(c, p) for c, p in zip(training, probabilities, strict=True) if c.clip_set == "lab"]
+        for fps in lab_rates:
+            chosen = [(c, p) for c, p in lab if c.fps == fps]
+            per_rate[fps] = threshold_table([c for c, _ in chosen], [p for _, p in chosen])
+    facts["trainer_lab_by_fps"] = {f"{fps:g}": table for fps, table in per_rate.items()}
     facts["trainer_lab_errors"] = errors
     report(training, scored, groups, settings, "spotting dev set, replayed", started, args.json, facts)
     if trainer:
         print_lab_table(trainer)
+        for fps, table in per_rate.items():
+            print_lab_table(table, f"lab at {fps:g} fps")
         print(f"  at {errors['threshold']:g}: false spots on {errors['false_spots']}; missed: {errors['missed']}")
     return 0
 
