@@ -18,7 +18,8 @@ the development bench's table to the last digit (300 of 300 clips replay their c
 stop are in ``weights/SPOTTER.md``.
 
 Beside the development set's table it prints the trainer's own leave-one-photo-out on its lab clips (a still
-face; the development set has no lab group), so a change is judged against both targets in one run, and
+face; the development set has no lab group; with several ``--lab-fps``, a table per rate follows, since the lab
+target is set at 30 fps), so a change is judged against both targets in one run, and
 where the lab clips' false spots and misses go at ``--lab-errors-at`` (a blink, an expression, a poorly placed
 interval; at stop 33 with the committed features, at 0.8: 5 of the 9 false spots on blinks, 3 on expressions).
 ``--model-seed`` draws the MLPs again on the same recordings: at stop 31 three draws of the committed features
