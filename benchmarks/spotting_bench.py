@@ -555,6 +555,7 @@ def report(rows: list[dict], methods: list[str]) -> dict:
             for fps in rates if len(rates) > 1 else ():  # each rate apart: the lab target is set at 30 fps
                 summary[f"lab at {fps:g} fps"] = summarise([r for r in lab if r["fps"] == fps])
                 print(_line(f"  at {fps:g} fps", summary[f"lab at {fps:g} fps"]))
+                print(_interval(summary[f"lab at {fps:g} fps"]))  # 6 clips a rate: a wide interval
         if method in SPOTTER_METHODS:
             cost = [r["ms_per_frame"] for r in mine if "ms_per_frame" in r]
             if cost:
