@@ -217,21 +217,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "measurement": measurement_digest(),
         "unchanged_clips": unchanged,
     }
-    has_lab = any(clip.clip_set == "lab" for clip in training)
-    trainer, errors = [], {}
-    if has_lab:
+    lab_rates = sorted({clip.fps for clip in training if clip.clip_set == "lab"})
+    trainer, errors, per_rate = [], {}, {}
+    if lab_rates:
         probabilities = leave_one_photo_out(training, settings)
         trainer = threshold_table(training, probabilities)
         errors = lab_errors(training, probabilities, args.lab_errors_at)
-    facts["trainer_leave_one_photo_out"] = trainer
-    # the lab target is set at 30 fps: with several rates, each rate's own table beside the pooled one
-    lab_rates = sorted({clip.fps for clip in training if clip.clip_set == "lab"})
-    per_rate = {}
-    if len(lab_rates) > 1:
+        # the lab target is set at 30 fps: with several rates, each rate's own table beside the pooled one
         lab = [(c, p) for c, p in zip(training, probabilities, strict=True) if c.clip_set == "lab"]
-        for fps in lab_rates:
+        for fps in lab_rates if len(lab_rates) > 1 else ():
             chosen = [(c, p) for c, p in lab if c.fps == fps]
             per_rate[fps] = threshold_table([c for c, _ in chosen], [p for _, p in chosen])
+    facts["trainer_leave_one_photo_out"] = trainer
     facts["trainer_lab_by_fps"] = {f"{fps:g}": table for fps, table in per_rate.items()}
     facts["trainer_lab_errors"] = errors
     report(training, scored, groups, settings, "spotting dev set, replayed", started, args.json, facts)
