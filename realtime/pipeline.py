@@ -46,7 +46,7 @@ from realtime.stages.spotter import SpotSignal, SpottedEvent, Spotter, SpotterOp
 STAGES = ("capture", "face", "spot", "classify", "render", "output")
 MAX_APEX_CROPS = 12  # per face: the strongest candidate frames of the event under way
 ONSET_LOOKBACK_FRAMES = 256  # per face, for inputs that need the onset: about 8.5 s at 30 fps, 1.3 s at 200 fps
-# The learned spotter's apex trails the newest frame by its lag (133 ms) and is refined within 33 ms of its
+# The learned spotter's apex trails the newest frame by its lag (100 ms) and is refined within 33 ms of its
 # candidate: a frame older than this, seen while no run of candidates is under way, can never become an apex.
 LAZY_CROP_MS = 300.0
 

@@ -77,12 +77,12 @@ FRAME_FIELDS: tuple[Field, ...] = (
         "float",
         "z",
         "the spotting signal: with the learned spotter (the default) the micro probability of the candidate "
-        "apex 133 ms before this frame; with --spotter rules the largest region motion (robust z-score)",
+        "apex 100 ms before this frame; with --spotter rules the largest region motion (robust z-score)",
         2,
     ),
     Field("threshold", "float", "z", "the level the signal must cross to start an event", 2),
     Field(
-        "in_event", "flag", "", "1 while a rise of the signal is under way (learned: a run of candidates 133 ms back)"
+        "in_event", "flag", "", "1 while a rise of the signal is under way (learned: a run of candidates 100 ms back)"
     ),
     *(
         Field(

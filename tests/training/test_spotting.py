@@ -72,8 +72,8 @@ def test_events_are_runs_above_the_threshold_with_the_apex_at_the_most_probable_
     p[13:16] = [[0.2, 0.7, 0.1], [0.05, 0.9, 0.05], [0.3, 0.6, 0.1]]
     p[31:34] = [[0.2, 0.1, 0.7], [0.1, 0.1, 0.8], [0.2, 0.1, 0.7]]
     events = events_from_probabilities(_clip(p), p, threshold=0.5)
-    # 100 ms at 30 fps: apex ± 3 frames; reported on the candidate after the apex, 133 ms (4 frames) later
-    assert events == [(11, 14, 17, "micro", 19), (29, 32, 35, "blink", 37)]
+    # 100 ms at 30 fps: apex ± 3 frames; reported on the candidate after the apex, 100 ms (3 frames) later
+    assert events == [(11, 14, 17, "micro", 18), (29, 32, 35, "blink", 36)]
     assert score_events(events, TRUTH) == (1, 1, 1)  # IoU 7/9 with the true micro; the blink is not a spot
     assert events_from_probabilities(_clip(p), p, threshold=0.95) == []
     assert score_events([(40, 50, 60, "micro")], TRUTH) == (0, 1, 1)
