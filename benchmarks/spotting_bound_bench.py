@@ -18,13 +18,13 @@ no face stage) and trains a small learned detector on it, leave-one-photo-out, i
 - ``cells``: the exact pixel movement averaged over an 8×8 grid over the face's landmark box (what a perfect
   optical flow over cells like the learned spotter's would see; the mesh's motion, interpolated).
 
-Features per candidate (a frame 133 ms behind the newest, as the stream's lag): for each point, at 1-4 frames,
-the log of its rise-and-fall contrast |u(c) - (u(c-k) + u(c+k))/2| and of its net change |u(c+k) - u(c-k)|,
-and its contrast at 2 frames against its own running median over the last 2 s (log). The spotter trainer's MLP
-(hidden 128, 64) learns micro-expression apexes (within a quarter of the event's length) from rest, on the clips
-the trainer uses (``training.spotting.plan_training_clips``: realistic and nuisance-only) of four training
-photos, and is scored on clips of the fifth made the way ``benchmarks/spotting_bench.py`` makes its realistic
-set (the same groups: base, base + each nuisance, mixed, nuisance-only). Everything stays on the training photos; the
+Features per candidate (a frame 133 ms behind the newest, the stream's lag until stop 35; 100 ms since): for each
+point, at 1-4 frames, the log of its rise-and-fall contrast |u(c) - (u(c-k) + u(c+k))/2| and of its net change
+|u(c+k) - u(c-k)|, and its contrast at 2 frames against its own running median over the last 2 s (log). The spotter
+trainer's MLP (hidden 128, 64) learns micro-expression apexes (within a quarter of the event's length) from rest, on
+the clips the trainer uses (``training.spotting.plan_training_clips``: realistic and nuisance-only) of four training
+photos, and is scored on clips of the fifth made the way ``benchmarks/spotting_bench.py`` makes its realistic set
+(the same groups: base, base + each nuisance, mixed, nuisance-only). Everything stays on the training photos; the
 benchmark's held-out faces are never used.
 
 The bound is generous on purpose: a run of candidates over the threshold is one event at its most probable
@@ -68,7 +68,7 @@ from training.synth.mesh import barycentric  # noqa: E402
 from training.synth.realistic import RealisticClipSpec, RealisticRenderer  # noqa: E402
 
 SCALES_FRAMES = (1, 2, 3, 4)
-LAG_FRAMES = 4  # the stream's candidate trails the newest frame by 133 ms at 30 fps
+LAG_FRAMES = 4  # 133 ms at 30 fps: the stream's lag when this bench was made (100 ms since stop 35)
 FIRST_FRAME = 12
 LEVEL_FRAMES = 60
 GRID = 8
