@@ -73,7 +73,9 @@ from training.spotting import (  # noqa: E402
 def _recording_file(cache: Path, job: tuple[str, object], seconds: float) -> Path:
     clip_set, spec = job
     return (
-        cache / measurement_digest() / f"{clip_set}-{spec.name}-{Path(spec.photo).stem}-s{spec.seed}-{seconds:g}s.npz"
+        cache
+        / measurement_digest()
+        / f"{clip_set}-{spec.name}-{Path(spec.photo).stem}-s{spec.seed}-{spec.fps:g}fps-{seconds:g}s.npz"
     )
 
 

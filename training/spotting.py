@@ -345,14 +345,15 @@ def measurement_digest() -> str:
 
 
 def _cache_file(cache: Path, job: tuple[str, object], seconds: float, lossless: bool = False) -> Path:
-    """Where one clip's candidates are kept: named by its set, clip, photo, seed and length, whether its frames
-    were read lossless, and by a digest of the features and of the code that makes them (:func:`_code_digest`):
-    a change of either, or of the plan, never reuses stale rows."""
+    """Where one clip's candidates are kept: named by its set, clip, photo, seed, frame rate and length, whether
+    its frames were read lossless, and by a digest of the features and of the code that makes them
+    (:func:`_code_digest`): a change of either, or of the plan, never reuses stale rows. (The frame rate is in the
+    name since stop 35: ``--lab-fps 25 30`` gives its 25 fps clips the names and seeds of a 30 fps-only plan's.)"""
     clip_set, spec = job
     digest = _code_digest()
     photo = Path(spec.photo).stem
     read = "-lossless" if lossless else ""
-    return cache / f"{clip_set}-{spec.name}-{photo}-s{spec.seed}-{seconds:g}s{read}-{digest}.npz"
+    return cache / f"{clip_set}-{spec.name}-{photo}-s{spec.seed}-{spec.fps:g}fps-{seconds:g}s{read}-{digest}.npz"
 
 
 def _clip_arrays(clip: ClipFeatures) -> dict[str, np.ndarray]:

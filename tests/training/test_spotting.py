@@ -157,6 +157,20 @@ def test_lab_clips_are_made_at_each_rate_asked_and_the_first_rates_are_a_one_rat
     assert len({(spec.name, spec.seed) for _, spec in both}) == 4  # each clip its own cache file
 
 
+def test_clips_of_one_name_and_seed_at_two_rates_are_cached_apart(tmp_path):
+    # --lab-fps 25 30 gives its 25 fps clips the names and seeds of a 30 fps-only plan's: the cache must never hand
+    # one rate's candidates to the other
+    def lab(rates: tuple[float, ...]) -> tuple[str, object]:
+        settings = SpotTrainingSettings(realistic_clips=0, quiet_clips=0, lab_clips=2, lab_fps=rates, seconds=2.0)
+        return plan_training_clips(settings, ["lenna"])[0]
+
+    at_25, at_30 = lab((25.0, 30.0)), lab((30.0,))
+    assert (at_25[1].name, at_25[1].seed) == (at_30[1].name, at_30[1].seed) and at_25[1].fps == 25.0
+    first = collect([at_25], 1, False, tmp_path, 2.0)[0]
+    second = collect([at_30], 1, False, tmp_path, 2.0)[0]
+    assert (first.fps, second.fps) == (25.0, 30.0) and len(list(tmp_path.glob("*.npz"))) == 2
+
+
 def test_the_benchmarks_held_out_faces_are_refused():
     with pytest.raises(UserInputError, match="held-out"):
         train_spotter(SpotTrainingSettings(realistic_clips=2, quiet_clips=0, lab_clips=0), ["lenna", "astronaut"])

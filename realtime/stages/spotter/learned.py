@@ -101,7 +101,7 @@ Until stop 35 the lag was the largest scale (133 ms), and some micro-expressions
 offset were reported more than 100 ms after it (3 of 32 hits on the held-out faces). On the training photos'
 development clips (replayed, one MLP a fold, three draws) this lag took those late hits from 14 to 2–5 with the
 same F1 and lab figures; dropping the 133 ms scale instead cost 0.05 of F1. On the held-out faces, retrained:
-no hit over 100 ms late (``weights/SPOTTER.md``, stop 35)."""
+no realistic hit over 100 ms late (``weights/SPOTTER.md``, stop 35)."""
 LEVEL_FLOOR_PX = 0.04
 """Added to the face-wide level of contrast (crop pixels): about what the cells' Lucas–Kanade step gets wrong on a
 clean rendering of a moving face (0.026–0.031 px, ``weights/SPOTTER.md``, stop 30), so that on a face quieter than
@@ -167,6 +167,7 @@ class LearnedFaceSpotter(FaceSpotter):
         self.model = model
         self.threshold_p = model.threshold if model is not None else 1.0
         self.last_candidate: Candidate | None = None
+        self._last_candidate_frame = -1  # a frame is a candidate once, even where the face's frames have a gap
         self._cells: np.ndarray | None = None  # flat pixel index → cell number (-1 outside the used cells)
         self._part_cells: list[np.ndarray] = []  # per face part, the cells nearest to it
         self._region_cells: list[np.ndarray] = []  # per spotter region (REGIONS), the cells nearest to it
@@ -299,17 +300,25 @@ class LearnedFaceSpotter(FaceSpotter):
         return i if times[i] - t_ms < t_ms - times[i - 1] else i - 1
 
     def _candidate(self, t_c: float) -> Candidate | None:
-        """The features of the candidate apex nearest ``t_c`` (None until enough history exists)."""
+        """The features of the candidate apex: the newest frame at least ``t_c`` old (None until enough history
+        exists, or when that frame has been a candidate already). Not the nearest frame: where the lag is an odd
+        number of half frames (1.5 frames at 15 fps, 2.5 at 25) the nearest one would alternate between two
+        frames, and every third candidate would be skipped."""
         if not self._times or self._times[0] > t_c - CONTEXT_MS - max(SCALES_MS) + 1.0 or self._start_ms is None:
             return None
         if t_c - self._start_ms < self.options.warmup_ms:
             return None
-        c = self._nearest(t_c)
+        c = max(bisect.bisect_right(self._times, t_c + 1e-6) - 1, 0)
+        if self._frames[c] <= self._last_candidate_frame:  # after a gap in this face's frames: no newer frame yet
+            return None
+        self._last_candidate_frame = self._frames[c]
         u = self._motion
         contrasts, nets = [], []
         for k_ms in SCALES_MS:
             before = min(self._nearest(self._times[c] - k_ms), c - 1)
-            after = max(self._nearest(self._times[c] + min(k_ms, LAG_MS)), c + 1)
+            # a scale longer than the lag ends at the newest frame (_nearest goes no further): at 30 fps and more
+            # that is LAG_MS ahead; at 15 fps, where the candidate is two frames back, it is 133 ms
+            after = max(self._nearest(self._times[c] + k_ms), c + 1)
             if before < 0 or after >= len(u):
                 return None
             tb, ta = self._times[c] - self._times[before], self._times[after] - self._times[c]

@@ -113,6 +113,28 @@ def test_on_a_clean_still_face_only_a_movement_the_measurement_resolves_stands_o
     assert (z > 10.0) if stands_out else (z < 2.0), z
 
 
+@pytest.mark.parametrize("fps", [15.0, 24.0, 25.0, 30.0, 60.0, 200.0])
+def test_every_frame_is_a_candidate_once_at_any_frame_rate(fps):
+    # the candidate trails the newest frame by the lag; where the lag is an odd number of half frames (15, 25 fps)
+    # rounding to the nearest frame would alternate, and a micro-expression's apex could be skipped
+    n = round(3.0 * fps)
+    seen = list(_replayed(np.zeros((n, 20, 2)), fps))
+    assert seen and seen == list(range(seen[0], seen[-1] + 1))
+    lag_frames = n - 1 - seen[-1]  # the last candidate: as close to the newest frame as the lag allows
+    assert LAG_MS * fps / 1000.0 - 1e-6 <= lag_frames < LAG_MS * fps / 1000.0 + 1.0
+
+
+@pytest.mark.parametrize("fps", [15.0, 30.0, 60.0])
+def test_a_frame_is_a_candidate_once_across_a_gap_in_the_faces_frames(fps):
+    # the face missed for half a second (a hand, a turn): the candidates go on from where they were, once each
+    n = round(4.0 * fps)
+    kept = np.delete(np.arange(n), np.arange(round(2.0 * fps), round(2.5 * fps)))
+    parts = tuple(np.arange(4 * i, 4 * i + 4) for i in range(5))
+    face = FaceMotion(0, kept, kept * 1000.0 / fps, np.zeros((len(kept), 20, 2)), parts, parts)
+    seen = [c.frame_index for c in replay_candidates([face])]
+    assert seen and seen == sorted(set(seen)) and set(seen) <= set(kept.tolist())
+
+
 def test_options_name_their_field():
     with pytest.raises(OptionError, match="method") as error:
         SpotterOptions(method="magic")
