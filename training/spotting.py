@@ -38,13 +38,7 @@ import numpy as np
 from realtime.core.errors import UserInputError
 from realtime.core.files import atomic_open
 from realtime.stages.spotter import SpotterOptions
-from realtime.stages.spotter.learned import (
-    FEATURE_NAMES,
-    LAG_MS,
-    Candidate,
-    LearnedFaceSpotter,
-    RunDecision,
-)
+from realtime.stages.spotter.learned import FEATURE_NAMES, LAG_MS, Candidate, LearnedFaceSpotter, RunDecision
 from realtime.stages.spotter.model import CLASSES, SpotModel
 from training.metrics import apex_hits, megc_match, spotting_f1, spotting_f1_interval
 
@@ -539,9 +533,10 @@ def events_from_probabilities(
     event, its apex the most probable candidate (among sure ones, the strongest movement), its interval the
     apex ± the half-width of its best scale; a micro-expression whose face does not come back is kind
     ``macro``); a run still open at the clip's end is closed there. ``decided`` is the frame the stream would
-    report it on: the deciding candidate's frame plus the candidate's lag (:data:`LAG_MS`)."""
+    report it on: the deciding candidate's frame plus the candidate's lag (:data:`LAG_MS`, rounded up to whole
+    frames as the stream takes the newest frame at least that old: 3 frames at 25 and 30 fps)."""
     frame_ms = 1000.0 / clip.fps
-    lag_frames = round(LAG_MS / frame_ms)
+    lag_frames = math.ceil(LAG_MS / frame_ms - 1e-6)
     decision = RunDecision(threshold, options or SpotterOptions())
     decided = []
     for i in range(len(probabilities)):

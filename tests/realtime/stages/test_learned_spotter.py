@@ -70,12 +70,17 @@ def test_a_candidates_features_depend_only_on_frames_up_to_the_lag_after_it():
     assert all(len(f) == len(FEATURE_NAMES) for f in a.values())
 
 
-def _replayed(motion: np.ndarray, fps: float) -> dict[int, Candidate]:
-    """Candidate frame → candidate, made from this (frames × cells × 2) cell motion: four cells a face part."""
+def _face(motion: np.ndarray, fps: float, frames: np.ndarray | None = None) -> FaceMotion:
+    """One face's recorded (frames × cells × 2) cell motion of ``frames`` (default: every frame from 0), four
+    cells a face part."""
     parts = tuple(np.arange(4 * i, 4 * i + 4) for i in range(motion.shape[1] // 4))
-    n = len(motion)
-    face = FaceMotion(0, np.arange(n), np.arange(n) * 1000.0 / fps, motion, parts, parts)
-    return {c.frame_index: c for c in replay_candidates([face])}
+    frames = np.arange(len(motion)) if frames is None else frames
+    return FaceMotion(0, frames, frames * 1000.0 / fps, motion, parts, parts)
+
+
+def _replayed(motion: np.ndarray, fps: float) -> dict[int, Candidate]:
+    """Candidate frame → candidate, made from this cell motion of every frame."""
+    return {c.frame_index: c for c in replay_candidates([_face(motion, fps)])}
 
 
 @pytest.mark.parametrize("fps", [30.0, 60.0])
@@ -129,9 +134,7 @@ def test_a_frame_is_a_candidate_once_across_a_gap_in_the_faces_frames(fps):
     # the face missed for half a second (a hand, a turn): the candidates go on from where they were, once each
     n = round(4.0 * fps)
     kept = np.delete(np.arange(n), np.arange(round(2.0 * fps), round(2.5 * fps)))
-    parts = tuple(np.arange(4 * i, 4 * i + 4) for i in range(5))
-    face = FaceMotion(0, kept, kept * 1000.0 / fps, np.zeros((len(kept), 20, 2)), parts, parts)
-    seen = [c.frame_index for c in replay_candidates([face])]
+    seen = [c.frame_index for c in replay_candidates([_face(np.zeros((len(kept), 20, 2)), fps, kept)])]
     assert seen and seen == sorted(set(seen)) and set(seen) <= set(kept.tolist())
 
 
