@@ -102,7 +102,6 @@ offset were reported more than 100 ms after it (3 of 32 hits on the held-out fac
 development clips (replayed, one MLP a fold, three draws) this lag took those late hits from 14 to 2–5 with the
 same F1 and lab figures; dropping the 133 ms scale instead cost 0.05 of F1. On the held-out faces, retrained:
 no realistic hit over 100 ms late (``weights/SPOTTER.md``, stop 35)."""
-_HISTORY_MS = LAG_MS + max(SCALES_MS) + CONTEXT_MS  # the oldest frame a candidate's features look at
 LEVEL_FLOOR_PX = 0.04
 """Added to the face-wide level of contrast (crop pixels): about what the cells' Lucas–Kanade step gets wrong on a
 clean rendering of a moving face (0.026–0.031 px, ``weights/SPOTTER.md``, stop 30), so that on a face quieter than
@@ -282,7 +281,8 @@ class LearnedFaceSpotter(FaceSpotter):
         self._times.append(t_ms)
         self._frames.append(frame_index)
         self._motion.append(motion)
-        while len(self._times) > 2 and t_ms - self._times[1] > _HISTORY_MS + 1.0:
+        keep_ms = LAG_MS + max(SCALES_MS) + CONTEXT_MS  # the oldest frame a candidate's features look at
+        while len(self._times) > 2 and t_ms - self._times[1] > keep_ms + 1.0:
             self._times.popleft()
             self._frames.popleft()
             self._motion.popleft()
